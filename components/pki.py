@@ -1,0 +1,79 @@
+"""The stack's own certificate authority, for services whose certificates the stack issues.
+
+One CA per stack (ECDSA P-256, ten years); every service certificate it issues names the DNS
+names and addresses clients use, and is renewed by `pulumi up` a month before it expires.
+Private keys are Pulumi secrets and reach hosts only through a step's stdin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pulumi
+import pulumi_tls as tls
+
+CA_VALIDITY_HOURS = 10 * 365 * 24
+EARLY_RENEWAL_HOURS = 30 * 24
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    cert_pem: pulumi.Output[str]
+    key_pem: pulumi.Output[str]
+    """A secret."""
+
+
+class StackPki(pulumi.ComponentResource):
+    """A CA that issues the stack's service certificates."""
+
+    ca_cert_pem: pulumi.Output[str]
+
+    def __init__(self, name: str, common_name: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("airgap:index:StackPki", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self._ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        self._ca = tls.SelfSignedCert(
+            f"{name}-ca",
+            private_key_pem=self._ca_key.private_key_pem,
+            is_ca_certificate=True,
+            validity_period_hours=CA_VALIDITY_HOURS,
+            allowed_uses=["cert_signing", "crl_signing"],
+            subject=tls.SelfSignedCertSubjectArgs(common_name=common_name, organization="airgap-infra"),
+            opts=child,
+        )
+        self.ca_cert_pem = self._ca.cert_pem
+        self.register_outputs({"caCertPem": self.ca_cert_pem})
+
+    def issue(
+        self,
+        name: str,
+        *,
+        common_name: str,
+        dns_names: Sequence[str] = (),
+        ip_addresses: Sequence[str] = (),
+        validity_days: int = 825,
+        parent: pulumi.Resource,
+    ) -> IssuedCertificate:
+        """A server certificate; its resources are children of `parent` (the service)."""
+        child = pulumi.ResourceOptions(parent=parent)
+        key = tls.PrivateKey(f"{name}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        request = tls.CertRequest(
+            f"{name}-csr",
+            private_key_pem=key.private_key_pem,
+            subject=tls.CertRequestSubjectArgs(common_name=common_name, organization="airgap-infra"),
+            dns_names=list(dns_names),
+            ip_addresses=list(ip_addresses),
+            opts=child,
+        )
+        cert = tls.LocallySignedCert(
+            f"{name}-cert",
+            cert_request_pem=request.cert_request_pem,
+            ca_private_key_pem=self._ca_key.private_key_pem,
+            ca_cert_pem=self._ca.cert_pem,
+            validity_period_hours=validity_days * 24,
+            early_renewal_hours=EARLY_RENEWAL_HOURS,
+            allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+            opts=child,
+        )
+        return IssuedCertificate(cert_pem=cert.cert_pem, key_pem=pulumi.Output.secret(key.private_key_pem))

@@ -1,0 +1,196 @@
+"""`Registry`: a private Docker Distribution registry on a host, filled with the stack's images.
+
+Children, in order:
+- `<name>-tls-*`: the server certificate from the stack CA (`tls.mode: generate`);
+- `<name>-image-archive`: the registry image archive (`runtime: docker` only);
+- `<name>-install`: packages, config, unit or container, TLS, htpasswd; restart only on change;
+  fails unless `/v2/` answers over TLS with auth;
+- `<name>-oci-layout`: an OCI layout carried across the gap, copied to the host (when used);
+- `<name>-fill`: copies the images in with digests kept and prints the image lock;
+- `<name>-lock-file`: writes the lock on the admin machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import pulumi
+
+from . import remote
+from .images import ImageRef
+from .pki import StackPki
+from .render import htpasswd, registry as render, registry_fill
+from .render.shell import q, step_script
+from .settings import RegistrySettings
+
+TRANSFER_DIR = "/var/lib/airgap/transfer"
+FILL_VERSION = "fill-1"
+
+
+@dataclass(frozen=True)
+class RegistryArgs:
+    host: remote.Host
+    """The machine that runs the registry."""
+    settings: RegistrySettings
+    """The stack's `registry` settings."""
+    images: tuple[ImageRef, ...]
+    """Images to copy in, digests kept."""
+    passwords: Mapping[str, pulumi.Output[str]]
+    """Password (a secret) of each user in `settings.users`, by user name."""
+    pki: StackPki | None = None
+    """Issues the certificate when `settings.tls.mode` is `generate`."""
+    tls_key: pulumi.Output[str] | None = None
+    """Private key PEM (a secret) when `settings.tls.mode` is `files`."""
+    salt_seed: str = ""
+    """Per-stack seed for htpasswd salts (see render/htpasswd.py)."""
+
+
+class Registry(pulumi.ComponentResource):
+    endpoint: pulumi.Output[str]
+    """`hostname:port` clients pull from."""
+    ca_bundle: pulumi.Output[str]
+    """PEM clients must trust."""
+    image_lock: pulumi.Output[list]
+    """One entry per image: source, digest, platforms, private ref, private ref by digest."""
+
+    def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("airgap:index:Registry", name, None, opts)
+        settings, host = args.settings, args.host
+        hostname = settings.hostname or host.address
+        endpoint = f"{hostname}:{settings.port}"
+
+        cert_pem, ca_pem, key_pem = self._tls(name, args, hostname)
+        depends: list[pulumi.Resource] = []
+        archive = "/var/lib/airgap/images/registry.tar"
+        if settings.runtime == "docker":
+            assert settings.docker.image_archive is not None
+            depends.append(remote.copy(
+                f"{name}-image-archive", host, pulumi.FileAsset(settings.docker.image_archive), archive,
+                parent=self, content_id=_file_digest(settings.docker.image_archive),
+            ))
+
+        users = [(user.name, args.passwords[user.name]) for user in settings.users]
+        first_user, first_password = users[0]
+        htpasswd_text = pulumi.Output.all(*(password for _, password in users)).apply(
+            lambda passwords: htpasswd.htpasswd_file(
+                [(user, pw) for (user, _), pw in zip(users, passwords)], seed=args.salt_seed)
+        )
+        health_auth = first_password.apply(lambda pw: htpasswd.curl_user_config(first_user, pw))
+
+        def install_script(pems: list[str]) -> str:
+            spec = render.RegistrySpec(
+                address=host.address, hostname=hostname, port=settings.port,
+                storage_path=settings.storage_path, cert_pem=pems[0], ca_pem=pems[1],
+                runtime=settings.runtime, docker_image=settings.docker.image, docker_archive=archive,
+            )
+            body = (render.install_package_runtime(spec) if settings.runtime == "package"
+                    else render.install_docker_runtime(spec))
+            if settings.fill.oci_layout and settings.fill.runner == "host":
+                body += f"\ninstall -d -m 0755 {q(TRANSFER_DIR)}"  # CopyToRemote copies *into* it
+            return step_script(body, sudo=host.sudo)
+
+        uninstall = step_script(
+            render.uninstall(settings.runtime, settings.storage_path, purge=settings.purge), sudo=host.sudo)
+        install = remote.step(
+            f"{name}-install", host,
+            pulumi.Output.all(cert_pem, ca_pem).apply(install_script),
+            parent=self,
+            secrets=[key_pem, htpasswd_text, health_auth],
+            delete=uninstall,
+            depends_on=depends,
+        )
+
+        self.endpoint = pulumi.Output.from_input(endpoint)
+        self.ca_bundle = pulumi.Output.from_input(ca_pem)
+        self.image_lock = pulumi.Output.from_input([])
+        if args.images:
+            fill = self._fill(name, args, endpoint, ca_pem, first_user, first_password, install)
+            self.image_lock = fill.stdout.apply(lambda out: json.loads(out)["images"] if out else [])
+            if settings.fill.lock_file:
+                lock_path = settings.fill.lock_file
+                remote.local_step(
+                    f"{name}-lock-file",
+                    step_script(
+                        f"install -d -m 0755 \"$(dirname {q(lock_path)})\"\n"
+                        f"cat > {q(lock_path + '.tmp')}\n"
+                        f"mv -f {q(lock_path + '.tmp')} {q(lock_path)}"
+                    ),
+                    parent=self,
+                    stdin=fill.stdout,
+                )
+        self.register_outputs({"endpoint": self.endpoint, "caBundle": self.ca_bundle, "imageLock": self.image_lock})
+
+    def _tls(self, name: str, args: RegistryArgs, hostname: str):
+        """(certificate chain PEM, CA bundle PEM, key PEM secret) for the server."""
+        tls = args.settings.tls
+        if tls.mode == "files":
+            assert tls.cert_file and args.tls_key is not None
+            cert = Path(tls.cert_file).read_text()
+            ca = Path(tls.ca_file).read_text() if tls.ca_file else cert
+            return pulumi.Output.from_input(cert), pulumi.Output.from_input(ca), args.tls_key
+        assert args.pki is not None, "tls.mode generate needs the stack PKI"
+        addresses = {args.host.address} if _is_ip(args.host.address) else set()
+        names = set()
+        (addresses if _is_ip(hostname) else names).add(hostname)
+        issued = args.pki.issue(
+            f"{name}-tls", common_name=hostname, dns_names=sorted(names), ip_addresses=sorted(addresses),
+            validity_days=tls.validity_days, parent=self,
+        )
+        return issued.cert_pem, args.pki.ca_cert_pem, issued.key_pem
+
+    def _fill(self, name, args: RegistryArgs, endpoint, ca_pem, user, password, install):
+        fill = args.settings.fill
+        host = args.host
+        depends: list[pulumi.Resource] = [install]
+        layout_dir = None
+        if fill.oci_layout:
+            layout_dir = fill.oci_layout
+            if fill.runner == "host":
+                depends.append(remote.copy(
+                    f"{name}-oci-layout", host, pulumi.FileArchive(fill.oci_layout), TRANSFER_DIR,
+                    parent=self, content_id=_file_digest(str(Path(fill.oci_layout) / "index.json")),
+                    depends_on=[install],
+                ))
+                layout_dir = f"{TRANSFER_DIR}/{Path(fill.oci_layout).name}"
+        images = [fill_image(ref, fill.upstreams, layout_dir) for ref in args.images]
+        plan = registry_fill.fill_plan(endpoint, images, parallel=fill.parallel, retries=fill.retries)
+        auth = password.apply(lambda pw: registry_fill.auth_file(endpoint, user, pw))
+        script = ca_pem.apply(lambda ca: step_script(registry_fill.fill_step(plan, ca), sudo=host.sudo and fill.runner == "host"))
+        if fill.runner == "admin":
+            return remote.local_step(f"{name}-fill", script, parent=self, secrets=[auth],
+                                     versions=[FILL_VERSION], depends_on=depends, log_stdout=False)
+        return remote.step(f"{name}-fill", host, script, parent=self, secrets=[auth],
+                           versions=[FILL_VERSION], depends_on=depends, log_stdout=False)
+
+
+def fill_image(ref: ImageRef, upstreams: Mapping[str, str], layout_dir: str | None) -> registry_fill.FillImage:
+    """Where the fill reads `ref` from, and where it puts it."""
+    if layout_dir is not None:
+        location = f"oci:{layout_dir}:{ref.layout_name}"
+    else:
+        base = upstreams.get(ref.registry, ref.registry)
+        location = f"docker://{base}/{ref.path}" + (f"@{ref.digest}" if ref.digest else f":{ref.tag}")
+    return registry_fill.FillImage(
+        source=str(ref), location=location, repository=ref.private_path, tag=ref.private_tag, digest=ref.digest,
+    )
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()

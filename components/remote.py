@@ -1,0 +1,178 @@
+"""Hosts and the one helper for remote work.
+
+Every change on a machine is a `step`: a rendered, check-then-act bash script (see
+`render/shell.py`) run over SSH by `pulumi_command.remote.Command`. This module never builds
+shell text; it wires rendered text to resources:
+
+- one `ConnectionArgs` per host, its host key pinned, optionally through a bastion;
+- secrets go to the script on stdin (one base64 line each), never into its text or environment;
+- `triggers` carry a content hash of the script and the versions it installs, and `update` is the
+  same script as `create`, so a change re-runs exactly the affected step in place and `delete`
+  only runs when a step leaves the stack.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import pulumi
+from pulumi_command import local, remote
+
+from .settings import HostSettings, Settings
+
+
+@dataclass(frozen=True)
+class Host:
+    """A machine reached over SSH with a pinned host key."""
+
+    name: str
+    """Name under `hosts` in the stack."""
+    address: str
+    port: int
+    user: str
+    host_key: str
+    """`<type> <base64>`: the only key accepted from this host."""
+    private_key: pulumi.Output[str] = field(repr=False, compare=False)
+    """Client key (a secret Output)."""
+    bastion: "Host | None" = None
+    sudo: bool = False
+
+    def connection(self) -> remote.ConnectionArgs:
+        proxy = None
+        if self.bastion is not None:
+            proxy = remote.ProxyConnectionArgs(
+                host=self.bastion.address,
+                port=self.bastion.port,
+                user=self.bastion.user,
+                private_key=self.bastion.private_key,
+                host_key=self.bastion.host_key,
+            )
+        return remote.ConnectionArgs(
+            host=self.address,
+            port=self.port,
+            user=self.user,
+            private_key=self.private_key,
+            host_key=self.host_key,
+            proxy=proxy,
+            dial_error_limit=10,
+            per_dial_timeout=15,
+        )
+
+
+def hosts_from(settings: Settings) -> dict[str, Host]:
+    """Every configured host, with its bastion resolved."""
+
+    def build(name: str, host: HostSettings) -> Host:
+        bastion = None
+        if host.bastion is not None:
+            bastion = build(host.bastion, settings.hosts[host.bastion])
+        return Host(
+            name=name,
+            address=host.address,
+            port=host.port,
+            user=host.user,
+            host_key=host.host_key,
+            private_key=settings.secret(host.private_key_secret),
+            bastion=bastion,
+            sudo=host.sudo,
+        )
+
+    return {name: build(name, host) for name, host in sorted(settings.hosts.items())}
+
+
+def content_hash(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def secret_stdin(values: Sequence[pulumi.Input[str]]) -> pulumi.Output[str]:
+    """Secrets as stdin for a step: one base64 line each, in the order the script reads them."""
+    joined = pulumi.Output.all(*values).apply(
+        lambda items: "".join(base64.b64encode(str(v).encode()).decode() + "\n" for v in items)
+    )
+    return pulumi.Output.secret(joined)
+
+
+def _triggers(script: pulumi.Input[str], versions: Sequence[str]) -> list:
+    return [pulumi.Output.from_input(script).apply(lambda text: content_hash(text, *versions))]
+
+
+def step(
+    name: str,
+    host: Host,
+    script: pulumi.Input[str],
+    *,
+    parent: pulumi.Resource,
+    secrets: Sequence[pulumi.Input[str]] = (),
+    delete: str | None = None,
+    versions: Sequence[str] = (),
+    depends_on: Sequence[pulumi.Resource] = (),
+    log_stdout: bool = True,
+) -> remote.Command:
+    """Run the rendered `script` on `host`; re-run in place whenever its text or versions change."""
+    return remote.Command(
+        name,
+        connection=host.connection(),
+        create=script,
+        update=script,
+        delete=delete,
+        stdin=secret_stdin(secrets) if secrets else None,
+        triggers=_triggers(script, versions),
+        add_previous_output_in_env=False,
+        logging=remote.Logging.STDOUT_AND_STDERR if log_stdout else remote.Logging.STDERR,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+
+
+def local_step(
+    name: str,
+    script: pulumi.Input[str],
+    *,
+    parent: pulumi.Resource,
+    stdin: pulumi.Input[str] | None = None,
+    secrets: Sequence[pulumi.Input[str]] = (),
+    versions: Sequence[str] = (),
+    depends_on: Sequence[pulumi.Resource] = (),
+    log_stdout: bool = True,
+) -> local.Command:
+    """The same contract as `step`, on the admin machine (for work that runs where pulumi runs)."""
+    if stdin is not None and secrets:
+        raise ValueError("a local step takes either plain stdin or secrets, not both")
+    return local.Command(
+        name,
+        create=script,
+        update=script,
+        stdin=secret_stdin(secrets) if secrets else stdin,
+        interpreter=["/bin/sh", "-c"],
+        triggers=_triggers(script, versions),
+        add_previous_output_in_env=False,
+        logging=local.Logging.STDOUT_AND_STDERR if log_stdout else local.Logging.STDERR,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+
+
+def copy(
+    name: str,
+    host: Host,
+    source: pulumi.Asset | pulumi.Archive,
+    remote_path: str,
+    *,
+    parent: pulumi.Resource,
+    content_id: str,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> remote.CopyToRemote:
+    """Copy a file or directory to `host`; `content_id` (a digest of what is copied) triggers it."""
+    return remote.CopyToRemote(
+        name,
+        connection=host.connection(),
+        source=source,
+        remote_path=remote_path,
+        triggers=[content_id],
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )

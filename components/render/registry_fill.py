@@ -1,0 +1,78 @@
+"""The fill step: copies the stack's images into the private registry and prints the image lock.
+
+The work itself is `fill_program.py` (standard-library Python driving skopeo), shipped with its
+plan and the registry's CA into a private temporary directory on the machine that runs it.
+The registry credentials arrive as the step's one stdin secret: a skopeo auth file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .shell import heredoc_delimiter
+
+PROGRAM = (Path(__file__).with_name("fill_program.py")).read_text()
+
+
+@dataclass(frozen=True)
+class FillImage:
+    source: str
+    """Normalised source reference, as the stack lists it."""
+    location: str
+    """Where skopeo reads it: `docker://…` or `oci:<dir>:<name>`."""
+    repository: str
+    """Repository path in the private registry."""
+    tag: str
+    """Tag written in the private registry."""
+    digest: str | None
+    """Pinned manifest digest; the fill fails if the source differs."""
+
+
+def fill_plan(endpoint: str, images: list[FillImage], *, parallel: int, retries: int) -> str:
+    """The plan as canonical JSON (sorted, so an unchanged stack renders identical text)."""
+    plan = {
+        "endpoint": endpoint,
+        "parallel": parallel,
+        "retries": retries,
+        "images": [
+            {"source": i.source, "from": i.location, "repository": i.repository, "tag": i.tag, "digest": i.digest}
+            for i in sorted(images, key=lambda i: i.source)
+        ],
+    }
+    return json.dumps(plan, indent=1, sort_keys=True)
+
+
+def _write(target: str, content: str) -> str:
+    """Write `content` to the shell expression `target` (a fixed path under $work)."""
+    if not content.endswith("\n"):
+        content += "\n"
+    delimiter = heredoc_delimiter(content)
+    return f"cat > {target} <<'{delimiter}'\n{content}{delimiter}\n"
+
+
+def fill_step(plan: str, ca_pem: str) -> str:
+    """Step body. Prints the lock JSON on stdout; progress on stderr."""
+    return "\n".join([
+        "for tool in skopeo python3; do",
+        "  if ! command -v \"$tool\" >/dev/null 2>&1; then",
+        "    echo \"fill: $tool is not installed on $(hostname); install it from the internal mirror\" >&2; exit 1",
+        "  fi",
+        "done",
+        "work=$(mktemp -d /tmp/airgap-fill.XXXXXX)",
+        "AIRGAP_TMP+=(\"$work\")",
+        "install -d -m 0700 \"$work/certs\"",
+        _write('"$work/fill.py"', PROGRAM),
+        _write('"$work/plan.json"', plan),
+        _write('"$work/certs/ca.crt"', ca_pem),
+        "airgap_secret_tmp authfile",
+        "python3 \"$work/fill.py\" --plan \"$work/plan.json\" --authfile \"$authfile\" --cert-dir \"$work/certs\"",
+    ])
+
+
+def auth_file(endpoint: str, user: str, password: str) -> str:
+    """A skopeo/containers auth file for one registry (a secret: holds the password)."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return json.dumps({"auths": {endpoint: {"auth": token}}}, sort_keys=True)

@@ -1,0 +1,444 @@
+"""Stack settings: the only reader of `pulumi.Config`.
+
+Every key of a `Pulumi.<env>.yaml` is read here once, checked, and returned as frozen typed
+models. Anything wrong (unknown keys, bad hosts, ports, paths, image references, missing or
+plain-text secrets) raises `SettingsError` listing every problem as `key.path: what is wrong;
+what is allowed`, before the program creates a single resource. Secret values stay Pulumi
+secrets: models hold only the *names* of secrets, and `Settings.secret(name)` hands out an
+`Output` marked secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import binascii
+import ipaddress
+import posixpath
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping
+
+import pulumi
+from annotated_types import Ge, Le, MaxLen, MinLen
+from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel
+from pydantic.dataclasses import dataclass
+from cryptography import x509
+
+from .images import ImageRef, ImageRefError, parse_image_ref, DOMAIN
+
+PROJECT = "airgap-infra"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+MODEL_CONFIG = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+# Where persistent data may live on a host: never `/`, `/etc`, `/usr`, `/tmp`, a home directory.
+DATA_ROOTS = ("/srv", "/var/lib", "/var/opt", "/opt", "/data", "/mnt")
+
+
+class SettingsError(ValueError):
+    """Invalid stack configuration; `problems` is a list of `key.path: message`."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid stack configuration:\n  " + "\n  ".join(problems))
+
+
+# --- field checks -------------------------------------------------------------------------
+
+def _host_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,62}", value):
+        raise ValueError(f"{value!r} is not a host name; use lowercase letters, digits and '-', starting with a letter")
+    return value
+
+
+def _address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if len(value) > 253 or not DOMAIN.match(value) or ":" in value:
+        raise ValueError(f"{value!r} is neither an IP address nor a DNS name")
+    return value.lower()
+
+
+def _dns_name(value: str) -> str:
+    if len(value) > 253 or ":" in value or not DOMAIN.match(value):
+        raise ValueError(f"{value!r} is not a DNS name (letters, digits, '-' and '.')")
+    return value.lower()
+
+
+def _login(value: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+        raise ValueError(f"{value!r} is not a login name; use lowercase letters, digits, '_' and '-'")
+    return value
+
+
+_KEY_TYPES = (
+    "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "ssh-rsa", "rsa-sha2-256", "rsa-sha2-512",
+)
+
+
+def _host_key(value: str) -> str:
+    parts = value.split()
+    if len(parts) not in (2, 3) or parts[0] not in _KEY_TYPES:
+        raise ValueError(
+            "must be a public host key as `<type> <base64>` (from `ssh-keyscan` or "
+            f"/etc/ssh/ssh_host_*.pub); types: {', '.join(_KEY_TYPES)}"
+        )
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except binascii.Error:
+        raise ValueError("host key data is not base64") from None
+    if len(blob) < 4 or blob[4 : 4 + int.from_bytes(blob[:4], "big")].decode(errors="replace") != (
+        "ssh-rsa" if parts[0].startswith("rsa-sha2") else parts[0]
+    ):
+        raise ValueError(f"host key data does not hold a {parts[0]} key")
+    return f"{parts[0]} {parts[1]}"
+
+
+def _secret_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", value):
+        raise ValueError(f"{value!r} is not a secret name (letters, digits, '_', '-')")
+    return value
+
+
+def _data_path(value: str) -> str:
+    _absolute_path(value)
+    if not any(value == root or value.startswith(root + "/") for root in DATA_ROOTS) or value in DATA_ROOTS:
+        raise ValueError(f"{value!r} is outside the data roots; use a directory below one of {', '.join(DATA_ROOTS)}")
+    return value
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/") or posixpath.normpath(value) != value or "/../" in value + "/":
+        raise ValueError(f"{value!r} must be an absolute, normalised path (no '..', no trailing '/')")
+    if not re.fullmatch(r"[A-Za-z0-9._/+-]+", value):
+        raise ValueError(f"{value!r} may hold only letters, digits and . _ / + -")
+    return value
+
+
+def _project_file(value: str) -> str:
+    """A path on the admin machine, relative to the project directory (or absolute)."""
+    if "\x00" in value or not value:
+        raise ValueError("must be a file path")
+    path = Path(value) if Path(value).is_absolute() else PROJECT_DIR / value
+    if not path.is_file():
+        raise ValueError(f"file {value!r} not found (paths are relative to the project directory)")
+    return str(path)
+
+
+def _project_output(value: str) -> str:
+    """A file the program writes on the admin machine: relative, inside the project directory."""
+    if not value or value.startswith("/") or ".." in Path(value).parts or "\x00" in value:
+        raise ValueError(f"{value!r} must be a relative path inside the project directory, without '..'")
+    if not re.fullmatch(r"[A-Za-z0-9._/-]+", value):
+        raise ValueError(f"{value!r} may hold only letters, digits and . _ / -")
+    return value
+
+
+def _oci_layout(value: str) -> str:
+    path = Path(value) if Path(value).is_absolute() else PROJECT_DIR / value
+    if not (path / "oci-layout").is_file() or not (path / "index.json").is_file():
+        raise ValueError(f"{value!r} is not an OCI image layout (no oci-layout and index.json in it)")
+    if ":" in str(path):
+        raise ValueError(f"{value!r}: an OCI layout path may not contain ':' (skopeo's oci: syntax)")
+    return str(path)
+
+
+def _upstream_mirror(value: str) -> str:
+    """`host[:port][/path]` where a public registry's content is fetched from."""
+    host, _, path = value.partition("/")
+    if not DOMAIN.match(host) or (path and not re.fullmatch(r"[a-z0-9]+(?:[._/-]+[a-z0-9]+)*", path)):
+        raise ValueError(f"{value!r} must be host[:port][/path] (lowercase path)")
+    return value
+
+
+HostName = Annotated[str, AfterValidator(_host_name)]
+Port = Annotated[int, Strict(), Ge(1), Le(65535)]
+SecretName = Annotated[str, AfterValidator(_secret_name)]
+
+
+# --- models -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class HostSettings:
+    """One machine the program reaches over SSH."""
+
+    address: Annotated[str, AfterValidator(_address)]
+    """IP address or DNS name the admin machine (or the bastion) connects to."""
+    host_key: Annotated[str, AfterValidator(_host_key)]
+    """Pinned public host key, `ssh-ed25519 AAAA…`. Connections to any other key are refused."""
+    port: Port = 22
+    """SSH port."""
+    user: Annotated[str, AfterValidator(_login)] = "root"
+    """Login user; with `sudo: true` steps run through `sudo -n`."""
+    bastion: HostName | None = None
+    """Name of another host to jump through (one hop)."""
+    private_key_secret: SecretName = "sshPrivateKey"
+    """Name of the entry in `secrets` that holds the private key."""
+    sudo: Annotated[bool, Strict()] = False
+    """Run steps as root through passwordless sudo."""
+
+
+def _registry_user(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+        raise ValueError(f"{value!r} is not a registry user name (letters, digits, '.', '_', '-')")
+    return value
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class RegistryUser:
+    name: Annotated[str, AfterValidator(_registry_user)]
+    """htpasswd user name."""
+    password_secret: SecretName
+    """Name of the entry in `secrets` that holds the password."""
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class TlsSettings:
+    mode: Literal["generate", "files"] = "generate"
+    """`generate`: the stack's own CA issues the certificate; `files`: PEM files you provide."""
+    cert_file: Annotated[str, AfterValidator(_project_file)] | None = None
+    """`files` mode: server certificate (PEM, chain allowed), relative to the project."""
+    ca_file: Annotated[str, AfterValidator(_project_file)] | None = None
+    """`files` mode: CA bundle clients must trust (defaults to the certificate's own chain)."""
+    key_secret: SecretName | None = None
+    """`files` mode: name of the entry in `secrets` holding the private key PEM."""
+    validity_days: Annotated[int, Strict(), Ge(1), Le(3650)] = 825
+    """`generate` mode: lifetime of the issued server certificate."""
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class DockerRuntimeSettings:
+    image_archive: Annotated[str, AfterValidator(_project_file)] | None = None
+    """`runtime: docker`: `docker save` archive of the registry image, carried across the gap."""
+    image: str = "registry:2"
+    """The image name:tag inside that archive."""
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class FillSettings:
+    runner: Literal["host", "admin"] = "host"
+    """Where skopeo runs: on the registry host, or on the admin machine."""
+    parallel: Annotated[int, Strict(), Ge(1), Le(16)] = 4
+    """Copies at once (never two that would upload the same missing layer)."""
+    retries: Annotated[int, Strict(), Ge(0), Le(10)] = 3
+    """Attempts after a failed copy, with back-off."""
+    oci_layout: Annotated[str, AfterValidator(_oci_layout)] | None = None
+    """Copy from this OCI layout (carried across the gap) instead of from registries."""
+    upstreams: Mapping[str, Annotated[str, AfterValidator(_upstream_mirror)]] = Field(default_factory=dict)
+    """Where each public registry is fetched from, e.g. `docker.io: mirror.corp:5000/dockerhub`."""
+    lock_file: Annotated[str, AfterValidator(_project_output)] | None = "image-lock.json"
+    """Image lock written on the admin machine (relative to the project); null to skip."""
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class RegistrySettings:
+    host: HostName
+    """Name of the host (under `hosts`) that runs the registry."""
+    hostname: Annotated[str, AfterValidator(_dns_name)] | None = None
+    """DNS name clients use; defaults to the host's address. Goes into the certificate."""
+    port: Port = 5443
+    """HTTPS port, bound on the host's address only."""
+    runtime: Literal["package", "docker"] = "package"
+    """`package`: Debian's docker-registry as a systemd unit; `docker`: registry:2 from an archive."""
+    storage_path: Annotated[str, AfterValidator(_data_path)] = "/var/lib/airgap/registry"
+    """Where blobs live. Never deleted unless `purge` is true."""
+    tls: TlsSettings = TlsSettings()
+    users: Annotated[tuple[RegistryUser, ...], MinLen(1), MaxLen(32)] = (
+        RegistryUser(name="airgap", password_secret="registryPassword"),
+    )
+    """htpasswd users; the first one fills the registry and runs the health check."""
+    docker: DockerRuntimeSettings = DockerRuntimeSettings()
+    fill: FillSettings = FillSettings()
+    purge: Annotated[bool, Strict()] = False
+    """Delete the storage when the registry is removed from the stack."""
+
+
+# --- the settings object ------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything the program needs, checked."""
+
+    stack: str
+    hosts: Mapping[str, HostSettings]
+    registry: RegistrySettings | None
+    images: tuple[ImageRef, ...]
+    secret_values: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+
+    def secret(self, name: str) -> pulumi.Output[str]:
+        """The named secret as a Pulumi secret Output."""
+        return pulumi.Output.secret(self.secret_values[name])
+
+    def registry_endpoint(self) -> str:
+        """`hostname:port` clients use for the private registry."""
+        assert self.registry is not None
+        host = self.registry.hostname or self.hosts[self.registry.host].address
+        return f"{host}:{self.registry.port}"
+
+
+TOP_LEVEL = {
+    "hosts": TypeAdapter(dict[HostName, HostSettings]),
+    "registry": TypeAdapter(RegistrySettings | None),
+    "images": TypeAdapter(tuple[str, ...]),
+    "secrets": None,
+}
+
+
+def load(config: pulumi.Config | None = None) -> Settings:
+    """Read and check the whole stack configuration; raise SettingsError listing every problem."""
+    config = config or pulumi.Config()
+    problems: list[str] = []
+    raw = {key: config.get_object(key) for key in TOP_LEVEL}
+
+    for key in sorted(_configured_keys()):
+        if key not in TOP_LEVEL:
+            problems.append(f"{key}: unknown key; known keys are {', '.join(sorted(TOP_LEVEL))}")
+
+    parsed: dict[str, Any] = {}
+    for key, adapter in TOP_LEVEL.items():
+        if adapter is None:
+            continue
+        value = raw[key]
+        if key == "registry" and value == {}:
+            value = None  # the default: no registry in this stack
+        elif value is None and key != "registry":
+            value = {} if key == "hosts" else []
+        try:
+            parsed[key] = adapter.validate_python(value)
+        except ValidationError as error:
+            problems.extend(_describe(key, error))
+
+    secrets_value = raw["secrets"]
+    if secrets_value is None:
+        secrets_value = {}
+    if not isinstance(secrets_value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in secrets_value.items()
+    ):
+        problems.append("secrets: must map names to strings, each set with "
+                        "`pulumi config set --secret --path secrets.<name> <value>`")
+        secrets_value = {}
+    elif secrets_value and not pulumi.runtime.is_config_secret(f"{PROJECT}:secrets"):
+        problems.append("secrets: holds plain-text values; set every entry with `pulumi config set --secret --path secrets.<name> …`")
+
+    images: list[ImageRef] = []
+    seen: dict[ImageRef, int] = {}
+    for index, text in enumerate(parsed.get("images", ())):
+        try:
+            ref = parse_image_ref(text)
+        except ImageRefError as error:
+            problems.append(f"images[{index}]: {error}")
+            continue
+        if ref in seen:
+            problems.append(f"images[{index}]: {text!r} is the same image as images[{seen[ref]}]")
+            continue
+        seen[ref] = index
+        images.append(ref)
+
+    hosts = parsed.get("hosts", {})
+    registry = parsed.get("registry")
+    problems.extend(_cross_checks(hosts, registry, images, secrets_value))
+    if problems:
+        raise SettingsError(problems)
+    return Settings(
+        stack=pulumi.get_stack(),
+        hosts=hosts,
+        registry=registry,
+        images=tuple(images),
+        secret_values=dict(secrets_value),
+    )
+
+
+def _configured_keys() -> set[str]:
+    """Top-level keys set in this project's namespace (to catch misspelt ones)."""
+    prefix = f"{PROJECT}:"
+    keys = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
+    return {key[len(prefix):] for key in keys if key.startswith(prefix)}
+
+
+def _cross_checks(hosts, registry, images, secrets) -> list[str]:
+    problems: list[str] = []
+
+    def need_secret(path: str, name: str | None) -> None:
+        if name is None:
+            return
+        if name not in secrets:
+            problems.append(f"{path}: secret {name!r} is not set; run "
+                            f"`pulumi config set --secret --path secrets.{name} …`")
+        elif not secrets[name]:
+            problems.append(f"{path}: secret {name!r} is empty")
+
+    for name, host in hosts.items():
+        need_secret(f"hosts.{name}.privateKeySecret", host.private_key_secret)
+        if host.private_key_secret in secrets and "PRIVATE KEY-----" not in secrets[host.private_key_secret]:
+            problems.append(f"hosts.{name}.privateKeySecret: secret {host.private_key_secret!r} "
+                            "is not a PEM/OpenSSH private key")
+        if host.bastion is not None:
+            if host.bastion == name:
+                problems.append(f"hosts.{name}.bastion: a host cannot be its own bastion")
+            elif host.bastion not in hosts:
+                problems.append(f"hosts.{name}.bastion: no host named {host.bastion!r}; known: {', '.join(sorted(hosts))}")
+            elif hosts[host.bastion].bastion is not None:
+                problems.append(f"hosts.{name}.bastion: {host.bastion!r} itself has a bastion; one hop is supported")
+
+    if registry is None:
+        if images:
+            problems.append("images: listed, but no `registry` is configured to hold them")
+        return problems
+    if registry.host not in hosts:
+        problems.append(f"registry.host: no host named {registry.host!r}; known: {', '.join(sorted(hosts)) or 'none'}")
+    names = [user.name for user in registry.users]
+    if len(set(names)) != len(names):
+        problems.append("registry.users: user names must be unique")
+    for index, user in enumerate(registry.users):
+        need_secret(f"registry.users[{index}].passwordSecret", user.password_secret)
+    tls = registry.tls
+    if tls.mode == "files":
+        if tls.cert_file is None:
+            problems.append("registry.tls.certFile: required when registry.tls.mode is files; give a PEM path")
+        if tls.key_secret is None:
+            problems.append("registry.tls.keySecret: required when registry.tls.mode is files; name the secret holding the key PEM")
+        need_secret("registry.tls.keySecret", tls.key_secret)
+        if tls.cert_file is not None:
+            problems.extend(_check_certificate("registry.tls.certFile", tls.cert_file))
+    elif tls.cert_file or tls.key_secret or tls.ca_file:
+        problems.append("registry.tls: certFile/caFile/keySecret apply only with mode: files")
+    if registry.runtime == "docker" and registry.docker.image_archive is None:
+        problems.append("registry.docker.imageArchive: required with runtime: docker (a `docker save` archive of the registry image)")
+    for source in registry.fill.upstreams:
+        try:
+            parse_image_ref(f"{source}/x:1")
+        except ImageRefError:
+            problems.append(f"registry.fill.upstreams: {source!r} is not a registry host[:port]")
+        if "." not in source and ":" not in source and source != "localhost":
+            problems.append(f"registry.fill.upstreams: {source!r} is not a registry host (e.g. docker.io, quay.io)")
+    return problems
+
+
+def _check_certificate(path: str, file: str) -> list[str]:
+    try:
+        certs = x509.load_pem_x509_certificates(Path(file).read_bytes())
+    except ValueError:
+        return [f"{path}: {file} holds no PEM certificate"]
+    return [] if certs else [f"{path}: {file} holds no PEM certificate"]
+
+
+def _describe(key: str, error: ValidationError) -> list[str]:
+    """Turn pydantic errors into `key.path: message; allowed …` lines."""
+    lines = []
+    for item in error.errors(include_url=False):
+        location = key
+        for part in item["loc"]:
+            if isinstance(part, int):
+                location += f"[{part}]"
+            elif part not in ("function-after",) and not str(part).startswith(("function-", "tuple[", "dict[", "nullable[")):
+                location += f".{part}"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+            message = "unknown key; check the spelling against the reference in README.md"
+        lines.append(f"{location}: {message}")
+    return lines
