@@ -300,6 +300,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
             problems.append(f"{key}: unknown key; known keys are {', '.join(sorted(TOP_LEVEL))}")
 
     parsed: dict[str, Any] = {}
+    failed: set[str] = set()  # sections already reported; cross-checks skip them
     for key, adapter in TOP_LEVEL.items():
         if adapter is None:
             continue
@@ -312,6 +313,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
             parsed[key] = adapter.validate_python(value)
         except ValidationError as error:
             problems.extend(_describe(key, error))
+            failed.add(key)
 
     secrets_value = raw["secrets"]
     if secrets_value is None:
@@ -341,7 +343,8 @@ def load(config: pulumi.Config | None = None) -> Settings:
 
     hosts = parsed.get("hosts", {})
     registry = parsed.get("registry")
-    problems.extend(_cross_checks(hosts, registry, images, secrets_value))
+    if not failed:
+        problems.extend(_cross_checks(hosts, registry, images, secrets_value))
     if problems:
         raise SettingsError(problems)
     return Settings(
@@ -435,7 +438,7 @@ def _describe(key: str, error: ValidationError) -> list[str]:
         for part in item["loc"]:
             if isinstance(part, int):
                 location += f"[{part}]"
-            elif part not in ("function-after",) and not str(part).startswith(("function-", "tuple[", "dict[", "nullable[")):
+            elif part != "[key]" and not str(part).startswith(("function-", "tuple[", "dict[", "nullable[")):
                 location += f".{part}"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] in ("unexpected_keyword_argument", "extra_forbidden"):

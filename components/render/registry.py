@@ -49,7 +49,7 @@ def registry_config(*, listen: str, storage: str, cert: str, key: str, htpasswd:
     """Docker Distribution `config.yml`. Paths are as the registry process sees them."""
     config = {
         "version": 0.1,
-        "log": {"level": "info", "formatter": "text", "fields": {"service": "airgap-registry"}},
+        "log": {"level": "warn", "formatter": "text", "fields": {"service": "airgap-registry"}},
         "storage": {
             "filesystem": {"rootdirectory": storage},
             "delete": {"enabled": False},

@@ -68,7 +68,8 @@ def fill_step(plan: str, ca_pem: str) -> str:
         _write('"$work/plan.json"', plan),
         _write('"$work/certs/ca.crt"', ca_pem),
         "airgap_secret_tmp authfile",
-        "python3 \"$work/fill.py\" --plan \"$work/plan.json\" --authfile \"$authfile\" --cert-dir \"$work/certs\"",
+        "python3 -I \"$work/fill.py\" --plan \"$work/plan.json\" --authfile \"$authfile\" --cert-dir \"$work/certs\" \\",
+        "  --cache \"${XDG_CACHE_HOME:-$HOME/.cache}/airgap-infra/fill-metadata.json\"",
     ])
 
 

@@ -135,7 +135,9 @@ def render_registry_config(*, address: str, port: int, storage: Path, cert_file:
     """
     return yaml.safe_dump({
         "version": 0.1,
-        "log": {"level": "info", "formatter": "text", "fields": {"service": "upstream"}},
+        # Warnings only: it stands for a public registry, whose logging costs us nothing; the
+        # access log (one line a request) is still written.
+        "log": {"level": "warn", "formatter": "text", "fields": {"service": "upstream"}},
         "storage": {
             "filesystem": {"rootdirectory": str(storage)},
             "delete": {"enabled": False},

@@ -1,0 +1,131 @@
+"""Settings: every bad value is refused before a single resource exists, with the key named."""
+
+import copy
+
+import pytest
+
+from components.settings import SettingsError
+from tests.harness.program import run_program
+from tests.harness.stackfile import load_stack
+
+SANDBOX = load_stack("sandbox")
+
+
+def with_changes(edit):
+    values = copy.deepcopy(SANDBOX.values)
+    project = {k.split(":", 1)[1]: v for k, v in values.items()}
+    edit(project)
+    config = copy.deepcopy(SANDBOX)
+    config.values = {f"airgap-infra:{k}": v for k, v in project.items()}
+    return config
+
+
+def set_path(path, value):
+    def edit(config):
+        keys = path.split(".")
+        node = config
+        for key in keys[:-1]:
+            node = node.setdefault(key, {}) if not key.isdigit() else node[int(key)]
+        last = keys[-1]
+        if value is DELETE:
+            del node[last]
+        elif last.isdigit():
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return edit
+
+
+DELETE = object()
+ED25519 = SANDBOX.values["airgap-infra:hosts"]["registry"]["hostKey"]
+
+CASES = [
+    # (id, edit, key path in the message, what the message says)
+    ("address-injection", set_path("hosts.registry.address", "127.0.0.11; rm -rf /"), "hosts.registry.address", "neither an IP"),
+    ("address-subshell", set_path("hosts.registry.address", "$(reboot)"), "hosts.registry.address", "neither an IP"),
+    ("port-zero", set_path("hosts.registry.port", 0), "hosts.registry.port", "greater than or equal to 1"),
+    ("port-high", set_path("hosts.registry.port", 70000), "hosts.registry.port", "less than or equal to 65535"),
+    ("port-string", set_path("hosts.registry.port", "22"), "hosts.registry.port", "valid integer"),
+    ("user-injection", set_path("hosts.registry.user", "root;id"), "hosts.registry.user", "not a login name"),
+    ("hostkey-missing", set_path("hosts.registry.hostKey", DELETE), "hosts.registry.hostKey", "required"),
+    ("hostkey-garbage", set_path("hosts.registry.hostKey", "ssh-ed25519 not$base64"), "hosts.registry.hostKey", "not base64"),
+    ("hostkey-wrong-type", set_path("hosts.registry.hostKey", "ssh-rsa " + ED25519.split()[1]), "hosts.registry.hostKey", "does not hold a ssh-rsa key"),
+    ("hostkey-unknown-type", set_path("hosts.registry.hostKey", "ssh-dss AAAA"), "hosts.registry.hostKey", "types:"),
+    ("bastion-unknown", set_path("hosts.registry.bastion", "nope"), "hosts.registry.bastion", "no host named 'nope'"),
+    ("bastion-self", set_path("hosts.registry.bastion", "registry"), "hosts.registry.bastion", "its own bastion"),
+    ("sudo-string", set_path("hosts.registry.sudo", "yes"), "hosts.registry.sudo", "valid boolean"),
+    ("host-name", set_path("hosts.Bad_Name", {"address": "127.0.0.9", "hostKey": ED25519}), "hosts.Bad_Name", "not a host name"),
+    ("host-misspelt-key", set_path("hosts.registry.adress", "x"), "hosts.registry.adress", "unknown key"),
+    ("top-level-misspelt", set_path("registy", {"host": "registry"}), "registy", "unknown key"),
+    ("registry-host-unknown", set_path("registry.host", "missing"), "registry.host", "no host named 'missing'"),
+    ("registry-port", set_path("registry.port", -1), "registry.port", "greater than or equal to 1"),
+    ("runtime", set_path("registry.runtime", "podman"), "registry.runtime", "'package' or 'docker'"),
+    ("storage-dotdot", set_path("registry.storagePath", "/var/lib/../etc"), "registry.storagePath", "normalised"),
+    ("storage-etc", set_path("registry.storagePath", "/etc/registry"), "registry.storagePath", "outside the data roots"),
+    ("storage-relative", set_path("registry.storagePath", "var/lib/x"), "registry.storagePath", "absolute"),
+    ("storage-injection", set_path("registry.storagePath", "/var/lib/reg;rm -rf x"), "registry.storagePath", "may hold only"),
+    ("storage-root", set_path("registry.storagePath", "/var/lib"), "registry.storagePath", "outside the data roots"),
+    ("users-empty", set_path("registry.users", []), "registry.users", "at least 1"),
+    ("user-colon", set_path("registry.users.0.name", "a:b"), "registry.users[0].name", "not a registry user name"),
+    ("user-secret-missing", set_path("registry.users.0.passwordSecret", "noSuchSecret"), "registry.users[0].passwordSecret", "pulumi config set --secret --path secrets.noSuchSecret"),
+    ("users-duplicate", set_path("registry.users.1.name", "airgap"), "registry.users", "unique"),
+    ("tls-files-no-cert", set_path("registry.tls", {"mode": "files", "keySecret": "registryPassword"}), "registry.tls.certFile", "required"),
+    ("tls-cert-not-pem", set_path("registry.tls", {"mode": "files", "certFile": "/etc/passwd", "keySecret": "registryPassword"}), "registry.tls.certFile", "no PEM certificate"),
+    ("tls-cert-missing", set_path("registry.tls", {"mode": "files", "certFile": "../../nope.pem", "keySecret": "x"}), "registry.tls.certFile", "not found"),
+    ("tls-mode", set_path("registry.tls.mode", "acme"), "registry.tls.mode", "'generate' or 'files'"),
+    ("parallel-zero", set_path("registry.fill.parallel", 0), "registry.fill.parallel", "greater than or equal to 1"),
+    ("parallel-huge", set_path("registry.fill.parallel", 100), "registry.fill.parallel", "less than or equal to 16"),
+    ("lockfile-escape", set_path("registry.fill.lockFile", "../outside.json"), "registry.fill.lockFile", "inside the project"),
+    ("lockfile-absolute", set_path("registry.fill.lockFile", "/etc/passwd"), "registry.fill.lockFile", "inside the project"),
+    ("upstream-mirror", set_path("registry.fill.upstreams", {"docker.io": "evil host/x"}), "registry.fill.upstreams", "host[:port][/path]"),
+    ("upstream-source", set_path("registry.fill.upstreams", {"notaregistry": "mirror.io"}), "registry.fill.upstreams", "not a registry host"),
+    ("oci-layout-missing", set_path("registry.fill.ociLayout", "/nonexistent/layout"), "registry.fill.ociLayout", "not an OCI image layout"),
+    ("runner", set_path("registry.fill.runner", "laptop"), "registry.fill.runner", "'host' or 'admin'"),
+    ("docker-archive-missing", set_path("registry.runtime", "docker"), "registry.docker.imageArchive", "required with runtime: docker"),
+    ("image-unpinned", set_path("images", ["nginx"]), "images[0]", "no tag or digest"),
+    ("image-uppercase", set_path("images", ["Nginx:1"]), "images[0]", "not valid"),
+    ("image-injection", set_path("images", ["x/$(id):1"]), "images[0]", "not valid"),
+    ("image-duplicate", set_path("images", ["nginx:1", "docker.io/library/nginx:1"]), "images[1]", "same image as images[0]"),
+    ("images-without-registry", set_path("registry", {}), "images", "no `registry`"),
+    ("secret-missing", set_path("secrets.sshPrivateKey", DELETE), "hosts.registry.privateKeySecret", "secrets.sshPrivateKey"),
+    ("secret-not-a-key", set_path("secrets.sshPrivateKey", "hunter2-not-a-key"), "hosts.registry.privateKeySecret", "not a PEM/OpenSSH private key"),
+    ("secret-empty", set_path("secrets.registryPassword", ""), "registry.users[0].passwordSecret", "is empty"),
+]
+
+
+@pytest.mark.parametrize("edit,path,message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_config_fails_before_any_resource(edit, path, message):
+    run = run_program(with_changes(edit))
+    assert isinstance(run.error, SettingsError), run.error
+    matching = [p for p in run.error.problems if p.startswith((f"{path}:", f"{path}."))]
+    assert matching, f"no problem names {path}: {run.error.problems}"
+    assert any(message in p for p in matching), matching
+    assert run.records == [], "a resource was created before the configuration was checked"
+
+
+def test_plain_text_secrets_are_refused():
+    config = copy.deepcopy(SANDBOX)
+    config.secret_keys = set()
+    run = run_program(config)
+    assert isinstance(run.error, SettingsError)
+    assert any(p.startswith("secrets: holds plain-text values") for p in run.error.problems)
+    assert run.records == []
+
+
+def test_errors_never_quote_secret_values():
+    run = run_program(with_changes(set_path("secrets.sshPrivateKey", "hunter2-not-a-key")))
+    assert "hunter2" not in str(run.error)
+
+
+def test_every_problem_is_reported_at_once():
+    def edit(config):
+        set_path("registry.port", 0)(config)
+        set_path("images", ["nginx"])(config)
+        set_path("hosts.registry.user", "Root")(config)
+    run = run_program(with_changes(edit))
+    assert len(run.error.problems) >= 3
+
+
+def test_cases_are_many_and_distinct():
+    assert len(CASES) >= 30
+    assert len({c[0] for c in CASES}) == len(CASES)
