@@ -23,41 +23,42 @@ q = shlex.quote
 PRELUDE = r"""set -euo pipefail
 umask 022
 CHANGED=""
+AIRGAP_WORK=$(mktemp -d /tmp/airgap-work.XXXXXX)  # private (0700): staged files, secrets
+AIRGAP_TMP=("$AIRGAP_WORK")
+trap 'rm -rf "${AIRGAP_TMP[@]}"' EXIT
 airgap_install_file() {  # PATH MODE OWNER TAG; content on stdin
-  local path=$1 mode=$2 owner=$3 tag=$4 tmp
-  install -d -m 0755 "$(dirname "$path")"
-  tmp=$(mktemp "$path.airgap.XXXXXX")
-  cat > "$tmp"
-  chmod "$mode" "$tmp"; chown "$owner" "$tmp"
-  if [ -f "$path" ] && cmp -s "$tmp" "$path" \
-     && [ "$(stat -c '%a %U:%G' "$path")" = "$(stat -c '%a %U:%G' "$tmp")" ]; then
-    rm -f "$tmp"
-  else
-    mv -f "$tmp" "$path"; CHANGED="$CHANGED $tag"
+  # Staged outside the target directory and compared first, so an unchanged file leaves the
+  # file and its directory untouched (not even an mtime).
+  local path=$1 mode=$2 owner=$3 tag=$4 staged
+  staged=$(mktemp "$AIRGAP_WORK/file.XXXXXX")
+  cat > "$staged"
+  chmod "$mode" "$staged"; chown "$owner" "$staged"
+  if [ -f "$path" ] && cmp -s "$staged" "$path" \
+     && [ "$(stat -c '%a %U:%G' "$path")" = "$(stat -c '%a %U:%G' "$staged")" ]; then
+    return 0
   fi
+  install -d -m 0755 "$(dirname "$path")"
+  cp -p "$staged" "$path.airgap-new"
+  mv -f "$path.airgap-new" "$path"
+  CHANGED="$CHANGED $tag"
 }
 airgap_secret_file() {  # PATH MODE OWNER TAG; next base64 line of the step's stdin
-  local line tmp
+  local line decoded
   if ! IFS= read -r line; then
     echo "airgap: no secret on stdin for $1" >&2; exit 1
   fi
-  install -d -m 0755 "$(dirname "$1")"
-  tmp=$(mktemp "$1.airgap-in.XXXXXX")  # mktemp creates it 0600
-  if ! printf '%s' "$line" | base64 -d > "$tmp"; then
-    rm -f "$tmp"; echo "airgap: secret for $1 is not base64" >&2; exit 1
+  decoded=$(mktemp "$AIRGAP_WORK/secret.XXXXXX")  # mktemp creates it 0600
+  if ! printf '%s' "$line" | base64 -d > "$decoded"; then
+    echo "airgap: secret for $1 is not base64" >&2; exit 1
   fi
-  airgap_install_file "$@" < "$tmp"  # a redirect, not a pipe: CHANGED must survive
-  rm -f "$tmp"
+  airgap_install_file "$@" < "$decoded"  # a redirect, not a pipe: CHANGED must survive
 }
-AIRGAP_TMP=()
-trap 'rm -rf "${AIRGAP_TMP[@]}"' EXIT
 airgap_secret_tmp() {  # VAR: next stdin secret into a private temp file (removed on exit); VAR=its path
   local line tmp
   if ! IFS= read -r line; then
     echo "airgap: no secret on stdin for $1" >&2; exit 1
   fi
-  tmp=$(mktemp /tmp/airgap-secret.XXXXXX)
-  AIRGAP_TMP+=("$tmp")
+  tmp=$(mktemp "$AIRGAP_WORK/secret.XXXXXX")
   if ! printf '%s' "$line" | base64 -d > "$tmp"; then
     echo "airgap: secret for $1 is not base64" >&2; exit 1
   fi

@@ -68,7 +68,7 @@ class Executor:
     """Longest any one command may run, in seconds."""
     log: list[StepLog] = field(default_factory=list)
     _clients: dict[tuple, paramiko.SSHClient] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)  # re-entered for a bastion
 
     # --- connections ------------------------------------------------------------------------
     def _client(self, connection: dict[str, Any]) -> paramiko.SSHClient:

@@ -167,6 +167,8 @@ def run_program(config: StackConfig, *, executor: Any | None = None, preview: bo
     """Evaluate the program once for `config`; never raises for program errors (see `.error`)."""
     mocks = ProviderMocks(config.stack, executor)
     monitor = RecordingMonitor(mocks)
+    pulumi.runtime.settings.SETTINGS.rpc_manager.clear()  # as pulumi.runtime.test does: nothing
+    pulumi.runtime.settings.SETTINGS.outputs.clear()      # left over from an earlier evaluation
     pulumi.runtime.settings.set_root_resource(None)  # a fresh Stack resource for this run
     pulumi.runtime.set_mocks(mocks, project=config.project, stack=config.stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(config.as_program_config(), sorted(config.secret_keys))

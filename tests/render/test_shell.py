@@ -35,7 +35,7 @@ def test_put_file_writes_once_and_reports_change(tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
     second = run_step(body)
     assert second.stdout.strip() == "changed:"
-    assert not list(target.parent.glob("*.airgap.*")), "temporary files left behind"
+    assert [p.name for p in target.parent.iterdir()] == ["app.conf"], "temporary files left behind"
 
 
 def test_put_file_fixes_mode_drift(tmp_path):
@@ -123,3 +123,19 @@ def test_sudo_wrapper_renders():
 def test_heredoc_delimiter_never_collides(lines):
     content = "\n".join(lines) + "\n"
     assert heredoc_delimiter(content) not in content.splitlines()
+
+
+def test_an_unchanged_file_leaves_its_directory_untouched(tmp_path):
+    target = tmp_path / "conf" / "app.conf"
+    body = put_file(str(target), "same\n", owner=owner())
+    run_step(body)
+    before = os.stat(target.parent).st_mtime_ns, os.stat(target).st_mtime_ns
+    run_step(body)
+    assert (os.stat(target.parent).st_mtime_ns, os.stat(target).st_mtime_ns) == before
+
+
+def test_steps_leave_nothing_in_tmp(tmp_path):
+    before = set(os.listdir("/tmp"))
+    run_step(take_secrets([SecretFile(str(tmp_path / "s"), owner=owner())]) + "airgap_secret_tmp x",
+             secret_line("one") + secret_line("two"))
+    assert {n for n in set(os.listdir("/tmp")) - before if n.startswith("airgap-")} == set()

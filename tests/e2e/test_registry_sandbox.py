@@ -1,0 +1,211 @@
+"""The `sandbox` stack applied for real: sandbox hosts (a bastion and a registry host), the upstream
+fixture on 127.0.0.2:5000 playing the public registries, every step run over SSH through the
+bastion. Then real clients check what was built: skopeo over TLS with auth sees every image
+with its source digest; a second apply changes nothing; a registry stopped mid-fill loses nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from components.images import parse_image_ref
+from tests.harness.executor import Executor
+from tests.harness.program import run_program
+from tests.harness.sandbox import Sandbox, leftovers
+from tests.harness.stackfile import load_stack
+from tests.harness.upstream import start_upstream
+
+pytestmark = pytest.mark.e2e
+
+BASTION, REGISTRY = "127.0.0.10", "127.0.0.11"
+STORAGE = "/var/lib/airgap/registry"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    work = tmp_path_factory.mktemp("registry-e2e")
+    upstream = start_upstream("test")
+    sandbox = Sandbox()
+    executor = Executor(local_dir=work)
+    try:
+        sandbox.up("bastion", BASTION)
+        host = sandbox.up("registry", REGISTRY, trust={upstream.endpoint: upstream.ca_pem})
+        config = load_stack("sandbox")
+        first = run_program(config, executor=executor)
+        yield {"work": work, "upstream": upstream, "host": host, "config": config,
+               "executor": executor, "first": first}
+    finally:
+        executor.close()
+        sandbox.close()
+        upstream.close()
+    assert leftovers() == []
+
+
+def client_files(env) -> tuple[Path, Path]:
+    """A skopeo cert dir with the stack's CA, and an auth file for the first registry user."""
+    work, run = env["work"], env["first"]
+    certs = work / "client-certs"
+    certs.mkdir(exist_ok=True)
+    (certs / "ca.crt").write_text(run.exports["registryCaBundle"])
+    password = env["config"].values["airgap-infra:secrets"]["registryPassword"]
+    token = base64.b64encode(f"airgap:{password}".encode()).decode()
+    auth = work / "client-auth.json"
+    auth.write_text(json.dumps({"auths": {run.exports["registryEndpoint"]: {"auth": token}}}))
+    return certs, auth
+
+
+def skopeo_raw(env, reference: str, *, certs: Path | None = None, auth: Path | None = None):
+    argv = ["skopeo", "inspect", "--raw"]
+    argv += ["--cert-dir", str(certs)] if certs else []
+    argv += ["--authfile", str(auth)] if auth else ["--no-creds"]
+    return subprocess.run([*argv, f"docker://{reference}"], capture_output=True,
+                          env=env["upstream"].skopeo_env(), timeout=60)
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_apply_succeeds_through_the_bastion(env):
+    run = env["first"]
+    assert run.error is None, run.error
+    assert run.exports["registryEndpoint"] == f"{REGISTRY}:5443"
+    names = [entry.name for entry in env["executor"].log]
+    assert names.index("registry-install") < names.index("registry-fill") < names.index("registry-lock-file")
+
+
+def test_every_image_has_its_source_digest_over_tls_with_auth(env):
+    certs, auth = client_files(env)
+    catalog = env["upstream"].catalog
+    lock = env["first"].exports["imageLock"]
+    assert len(lock) == len(catalog.images)
+    for image in catalog.images:
+        entry = lock_entry(lock, image)
+        result = skopeo_raw(env, entry["private"], certs=certs, auth=auth)
+        assert result.returncode == 0, result.stderr
+        assert digest(result.stdout) == image.digest == entry["digest"], image.ref
+        by_digest = skopeo_raw(env, entry["privateByDigest"], certs=certs, auth=auth)
+        assert by_digest.returncode == 0 and digest(by_digest.stdout) == image.digest
+
+
+def lock_entry(lock: list[dict], image) -> dict:
+    """The lock entry for a catalog image, whether the stack names it by tag, digest or both."""
+    wanted = parse_image_ref(image.ref)
+    for entry in lock:
+        ref = parse_image_ref(entry["source"])
+        if ref.name == wanted.name and (ref.tag == wanted.tag or ref.digest == image.digest):
+            return entry
+    raise AssertionError(f"{image.ref} is not in the lock")
+
+
+def test_multi_arch_index_keeps_every_platform(env):
+    certs, auth = client_files(env)
+    index = next(i for i in env["upstream"].catalog.images if i.is_index)
+    entry = lock_entry(env["first"].exports["imageLock"], index)
+    assert entry["platforms"] == sorted(index.platforms)
+    document = json.loads(skopeo_raw(env, entry["private"], certs=certs, auth=auth).stdout)
+    assert len(document["manifests"]) == len(index.platforms)
+    repository = entry["private"].rsplit(":", 1)[0]
+    for child in document["manifests"]:
+        result = skopeo_raw(env, f"{repository}@{child['digest']}", certs=certs, auth=auth)
+        assert result.returncode == 0 and digest(result.stdout) == child["digest"]
+
+
+def test_tls_and_auth_are_enforced(env):
+    certs, auth = client_files(env)
+    reference = env["first"].exports["imageLock"][0]["private"]
+    anonymous = skopeo_raw(env, reference, certs=certs)
+    assert anonymous.returncode != 0 and b"unauthorized" in anonymous.stderr.lower()
+    untrusted = skopeo_raw(env, reference, auth=auth)
+    assert untrusted.returncode != 0 and b"certificate" in untrusted.stderr.lower()
+
+
+def test_lock_file_is_written_on_the_admin_machine(env):
+    written = json.loads((env["work"] / "out/sandbox/image-lock.json").read_text())
+    assert written["images"] == env["first"].exports["imageLock"]
+    assert len(written["images"]) == len(env["config"].values["airgap-infra:images"])
+
+
+def test_no_secret_is_left_on_the_host(env):
+    host = env["host"]
+    leftover = host.ssh("ls /tmp", check=True).stdout.split()
+    assert not [name for name in leftover if name.startswith("airgap-")]
+    password = env["config"].values["airgap-infra:secrets"]["registryPassword"]
+    found = host.ssh(f"grep -rlF -- {json.dumps(password)[1:-1][:12]!r} /etc /var/lib/airgap /tmp || true").stdout
+    assert found.strip() == ""
+
+
+def _host_state(host) -> str:
+    """Service PID, and every file the registry owns with its size and mtime."""
+    return host.ssh(
+        "systemctl show -p MainPID airgap-registry.service 2>/dev/null || true; "
+        f"find /etc/airgap /etc/systemd/system/airgap-registry.service {STORAGE} -printf '%p %s %T@\\n' | sort"
+    ).stdout
+
+
+def test_second_apply_changes_nothing(env):
+    host = env["host"]
+    before = _host_state(host)
+    executor = Executor(local_dir=env["work"])
+    try:
+        second = run_program(env["config"], executor=executor)
+    finally:
+        executor.close()
+    assert second.error is None, second.error
+    assert _host_state(host) == before, "a second apply restarted the registry or changed files"
+    fill = next(entry for entry in executor.log if entry.name == "registry-fill")
+    count = len(env["config"].values["airgap-infra:images"])
+    assert f"{count} of {count} images already present" in fill.stderr
+    assert second.exports["imageLock"] == env["first"].exports["imageLock"]
+
+
+def test_registry_stopped_mid_fill_then_reapplied_loses_nothing(env):
+    """The registry goes down while the fill runs; the apply fails; the next apply completes, and
+    every image stored before the stop is still there and is not copied again."""
+    host = env["host"]
+    host.ssh(f"systemctl stop airgap-registry.service; rm -rf {STORAGE}/docker; systemctl start airgap-registry.service")
+    count_links = f"find {STORAGE}/docker/registry/v2/repositories -path '*_manifests/tags/*/current/link' 2>/dev/null | wc -l"
+    watched: dict[str, str] = {}
+    done = threading.Event()
+
+    def stop_registry_mid_fill():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not done.is_set():
+            if int(host.ssh(count_links).stdout.strip() or 0) >= 3:
+                host.ssh("systemctl stop airgap-registry.service")
+                watched["survivors"] = host.ssh(count_links).stdout.strip()
+                return
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=stop_registry_mid_fill)
+    watcher.start()
+    executor = Executor(local_dir=env["work"])
+    try:
+        interrupted = run_program(env["config"], executor=executor)
+    finally:
+        done.set()
+        watcher.join(timeout=150)
+        executor.close()
+    assert "survivors" in watched, "the fill finished before the registry could be stopped"
+    assert interrupted.error is not None, "the fill cannot succeed with the registry stopped"
+
+    executor = Executor(local_dir=env["work"])
+    try:
+        again = run_program(env["config"], executor=executor)
+    finally:
+        executor.close()
+    assert again.error is None, again.error
+    assert again.exports["imageLock"] == env["first"].exports["imageLock"]
+    fill = next(entry for entry in executor.log if entry.name == "registry-fill")
+    present = int(re.search(r"(\d+) of \d+ images already present", fill.stderr).group(1))
+    assert present >= int(watched["survivors"]) >= 3, "images stored before the stop were copied again"
+    test_every_image_has_its_source_digest_over_tls_with_auth(env)
