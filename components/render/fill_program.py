@@ -278,6 +278,24 @@ class Source:
         return data
 
 
+def resolve_layout_name(image: dict) -> str:
+    """`oci:<dir>:<name>` for an image in a layout: by its name, or, pinned by digest, by any
+    name carrying that digest (layouts name images by tag; the digest is what matters)."""
+    directory, _, name = image["from"][len("oci:"):].partition(":")
+    try:
+        with open(os.path.join(directory, "index.json"), "rb") as handle:
+            entries = json.load(handle).get("manifests", [])
+    except (OSError, ValueError) as error:
+        raise FillError(f"{directory}: not a readable OCI layout ({error})") from None
+    names = {e.get("annotations", {}).get("org.opencontainers.image.ref.name"): e["digest"] for e in entries}
+    if name in names:
+        return image["from"]
+    for other, digest in sorted(names.items(), key=lambda item: str(item[0])):
+        if other and digest == image.get("digest"):
+            return f"oci:{directory}:{other}"
+    raise FillError(f"{image['source']}: not in the OCI layout {directory} (no entry named {name})")
+
+
 def blobs_of(source: Source, image: dict, raw: bytes) -> set[str]:
     """Every blob an image (or every platform of an index) references."""
     document = json.loads(raw)
@@ -413,6 +431,9 @@ def fill(plan: dict, args) -> list[dict]:
     workers = parallel * 2
 
     raws: dict[str, bytes] = {}
+    for image in images:
+        if image["from"].startswith("oci:"):
+            image["from"] = resolve_layout_name(image)
 
     def compare(image: dict) -> tuple[dict, str, bool]:
         present = registry.digest(image["repository"], image["tag"])

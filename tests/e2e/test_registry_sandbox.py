@@ -7,6 +7,7 @@ with its source digest; a second apply changes nothing; a registry stopped mid-f
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import re
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.e2e
 
 BASTION, REGISTRY = "127.0.0.10", "127.0.0.11"
 STORAGE = "/var/lib/airgap/registry"
+TRANSFER = "/var/lib/airgap/transfer"
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +211,43 @@ def test_registry_stopped_mid_fill_then_reapplied_loses_nothing(env):
     present = int(re.search(r"(\d+) of \d+ images already present", fill.stderr).group(1))
     assert present >= int(watched["survivors"]) >= 3, "images stored before the stop were copied again"
     test_every_image_has_its_source_digest_over_tls_with_auth(env)
+
+
+@pytest.mark.parametrize("runner", ["host", "admin"])
+def test_fill_from_an_oci_layout_carried_across_the_gap(env, runner):
+    """The images arrive as an OCI layout on the admin machine: copied to the registry host and
+    filled there, or pushed from the admin machine; either way the digests are the source's."""
+    host = env["host"]
+    host.ssh(f"systemctl stop airgap-registry.service; rm -rf {STORAGE}/docker")
+    config = copy.deepcopy(env["config"])
+    registry = config.values["airgap-infra:registry"]
+    registry["fill"] = {**registry["fill"], "ociLayout": str(env["upstream"].catalog.layout), "runner": runner,
+                        "lockFile": f"out/sandbox/lock-{runner}.json"}
+    executor = Executor(local_dir=env["work"])
+    try:
+        run = run_program(config, executor=executor)
+    finally:
+        executor.close()
+    assert run.error is None, run.error
+    kinds = {entry.name: entry.kind for entry in executor.log}
+    fill_record = run.named("registry-fill")
+    assert fill_record.type == ("command:remote:Command" if runner == "host" else "command:local:Command")
+    if runner == "host":
+        assert "registry-oci-layout" in kinds, "the layout is copied to the registry host"
+        assert host.ssh(f"test -f {TRANSFER}/layout/index.json && echo ok").stdout.strip() == "ok"
+    else:
+        assert "registry-oci-layout" not in kinds
+    fill = next(entry for entry in executor.log if entry.name == "registry-fill")
+    assert "0 of" in fill.stderr, "the registry was empty: everything came from the layout"
+    assert "127.0.0.2" not in json.dumps(fill.stderr)
+    assert run.exports["imageLock"] == env["first"].exports["imageLock"]
+    test_every_image_has_its_source_digest_over_tls_with_auth(env)
+
+
+def test_no_step_output_holds_a_secret(env):
+    secrets = env["config"].values["airgap-infra:secrets"]
+    for entry in env["executor"].log:
+        for value in secrets.values():
+            for line in value.splitlines():
+                if len(line) > 8:
+                    assert line not in entry.stdout and line not in entry.stderr, entry.name

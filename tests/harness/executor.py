@@ -113,7 +113,7 @@ class Executor:
             status, out, err = self._run_remote(inputs["connection"], command, stdin)
         self.log.append(StepLog(name, typ.rsplit(":", 1)[-1], time.monotonic() - started, status, out, err))
         if status != 0:
-            raise StepFailed(f"{name}: exited with status {status}\n--- stderr (tail) ---\n{err[-4000:]}")
+            raise StepFailed(f"{name}: exited with status {status}\n--- stderr (tail) ---\n{err[-1500:]}")
         return {"stdout": out, "stderr": err}
 
     def _run_local(self, command: str, stdin: bytes, interpreter: list[str] | None):

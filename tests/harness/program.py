@@ -10,6 +10,7 @@ order the SDK issues them (dependencies first, independent steps in parallel).
 
 from __future__ import annotations
 
+import logging
 import runpy
 import sys
 import threading
@@ -185,6 +186,9 @@ def run_program(config: StackConfig, *, executor: Any | None = None, preview: bo
         runpy.run_path(str(main), run_name="__main__")
 
     error = None
+    # A failed step fails several futures; the first error is reported here, so asyncio need not
+    # print the others again when they are collected.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
         _sync_await(run_pulumi_func(program))
         _sync_await(resolve_exports())

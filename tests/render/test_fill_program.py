@@ -144,3 +144,36 @@ def test_fill_survives_a_registry_restart(tmp_path, upstream):
         assert lock == {i.ref: i.digest for i in catalog.images}
     finally:
         private.close()
+
+
+def test_fill_from_an_oci_layout_keeps_digests(tmp_path, upstream):
+    """Images carried across the gap as an OCI layout: no source registry involved."""
+    catalog = upstream.catalog
+    refs = [r for r in catalog.refs if "pause" not in r] + [
+        f"registry.k8s.io/pause@{catalog.image('registry.k8s.io/pause:3.9').digest}"]
+    images = [fill_image(parse_image_ref(r), {}, str(catalog.layout)) for r in refs]
+    (tmp_path / "plan.json").write_text(registry_fill.fill_plan("127.0.0.5:5446", images, parallel=4, retries=1))
+    with PrivateRegistry("127.0.0.5", 5446) as private:
+        result = subprocess.run(
+            [sys.executable, str(PROGRAM), "--plan", str(tmp_path / "plan.json"),
+             "--authfile", str(private.auth_file()), "--cert-dir", str(private.cert_dir)],
+            capture_output=True, text=True, env=upstream.skopeo_env(), timeout=300)
+        assert result.returncode == 0, result.stderr
+        uploads, _ = private.blob_transfers()
+    lock = {e["source"]: e["digest"] for e in json.loads(result.stdout)["images"]}
+    assert lock[refs[-1]] == catalog.image("registry.k8s.io/pause:3.9").digest
+    assert {s: d for s, d in lock.items() if s != refs[-1]} == {
+        i.ref: i.digest for i in catalog.images if "pause" not in i.ref}
+    assert max(uploads.values()) == 1
+
+
+def test_an_image_missing_from_the_layout_is_named(tmp_path, upstream):
+    image = fill_image(parse_image_ref("docker.io/library/absent:1"), {}, str(upstream.catalog.layout))
+    (tmp_path / "plan.json").write_text(registry_fill.fill_plan("127.0.0.5:5447", [image], parallel=1, retries=0))
+    with PrivateRegistry("127.0.0.5", 5447) as private:
+        result = subprocess.run(
+            [sys.executable, str(PROGRAM), "--plan", str(tmp_path / "plan.json"),
+             "--authfile", str(private.auth_file()), "--cert-dir", str(private.cert_dir)],
+            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "docker.io/library/absent:1: not in the OCI layout" in result.stderr
