@@ -3,13 +3,15 @@
 import pulumi
 
 from components import remote, settings as stack_settings
+from components.apt_mirror import AptlyMirror, AptlyMirrorArgs
+from components.mirror_clients import MirrorClients, MirrorClientsArgs
 from components.pki import StackPki
 from components.registry import Registry, RegistryArgs
+from components.rpm_mirror import RepoSyncMirror, RepoSyncMirrorArgs
 
 settings = stack_settings.load()
 hosts = remote.hosts_from(settings)
-needs_pki = settings.registry is not None and settings.registry.tls.mode == "generate"
-pki = StackPki("pki", common_name=f"airgap-infra {settings.stack} CA") if needs_pki else None
+pki = StackPki("pki", common_name=f"airgap-infra {settings.stack} CA") if settings.needs_stack_ca() else None
 
 if settings.registry is not None:
     config = settings.registry
@@ -28,6 +30,47 @@ if settings.registry is not None:
     pulumi.export("registryEndpoint", registry.endpoint)
     pulumi.export("registryCaBundle", registry.ca_bundle)
     pulumi.export("imageLock", registry.image_lock)
+
+apt_mirror = None
+if settings.apt_mirror is not None:
+    config = settings.apt_mirror
+    apt_mirror = AptlyMirror(
+        "apt-mirror",
+        AptlyMirrorArgs(
+            host=hosts[config.host],
+            settings=config,
+            signing_key=settings.secret(config.signing_key_secret) if config.method == "aptly" else None,
+            pki=pki,
+            tls_key=settings.secret(config.tls.key_secret) if config.tls.key_secret else None,
+        ),
+    )
+    pulumi.export("aptMirror", {"baseUrl": apt_mirror.base_url, "sources": apt_mirror.sources,
+                                "publicKey": apt_mirror.public_key, "reports": apt_mirror.reports})
+
+rpm_mirror = None
+if settings.rpm_mirror is not None:
+    config = settings.rpm_mirror
+    rpm_mirror = RepoSyncMirror(
+        "rpm-mirror",
+        RepoSyncMirrorArgs(
+            host=hosts[config.host],
+            settings=config,
+            pki=pki,
+            tls_key=settings.secret(config.tls.key_secret) if config.tls.key_secret else None,
+        ),
+    )
+    pulumi.export("rpmMirror", {"baseUrl": rpm_mirror.base_url, "repoFiles": rpm_mirror.repo_files,
+                                "keys": rpm_mirror.keys, "reports": rpm_mirror.reports})
+
+if settings.mirror_clients:
+    MirrorClients(
+        "mirror-clients",
+        MirrorClientsArgs(
+            clients=tuple((hosts[client.host], client) for client in settings.mirror_clients),
+            apt=apt_mirror,
+            rpm=rpm_mirror,
+        ),
+    )
 
 if pki is not None:
     pulumi.export("caCertificate", pki.ca_cert_pem)

@@ -7,7 +7,9 @@ Private keys are Pulumi secrets and reach hosts only through a step's stdin.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import pulumi
@@ -77,3 +79,51 @@ class StackPki(pulumi.ComponentResource):
             opts=child,
         )
         return IssuedCertificate(cert_pem=cert.cert_pem, key_pem=pulumi.Output.secret(key.private_key_pem))
+
+
+@dataclass(frozen=True)
+class ServiceTls:
+    """What a TLS server needs: its certificate chain, the bundle clients trust, its key (secret)."""
+
+    cert_pem: pulumi.Output[str]
+    ca_pem: pulumi.Output[str]
+    key_pem: pulumi.Output[str]
+
+
+def service_tls(
+    name: str,
+    *,
+    mode: str,
+    hostname: str,
+    address: str,
+    validity_days: int,
+    pki: "StackPki | None",
+    cert_file: str | None,
+    ca_file: str | None,
+    key: pulumi.Output[str] | None,
+    parent: pulumi.Resource,
+) -> ServiceTls | None:
+    """TLS material for a service: issued by the stack CA (`generate`), read from PEM files the
+    user gives (`files`), or none (`none`, plain HTTP)."""
+    if mode == "none":
+        return None
+    if mode == "files":
+        assert cert_file is not None and key is not None
+        cert = Path(cert_file).read_text()
+        ca = Path(ca_file).read_text() if ca_file else cert
+        return ServiceTls(pulumi.Output.from_input(cert), pulumi.Output.from_input(ca), key)
+    assert pki is not None, f"{name}: tls mode generate needs the stack PKI"
+    addresses = {address} if _is_ip(address) else set()
+    names = set()
+    (addresses if _is_ip(hostname) else names).add(hostname)
+    issued = pki.issue(name, common_name=hostname, dns_names=sorted(names), ip_addresses=sorted(addresses),
+                       validity_days=validity_days, parent=parent)
+    return ServiceTls(issued.cert_pem, pki.ca_cert_pem, issued.key_pem)
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False

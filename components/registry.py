@@ -13,7 +13,6 @@ Children, in order:
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import pulumi
 
 from . import remote
 from .images import ImageRef
-from .pki import StackPki
+from .pki import StackPki, service_tls
 from .render import htpasswd, registry as render, registry_fill
 from .render.shell import q, step_script
 from .settings import RegistrySettings
@@ -128,20 +127,13 @@ class Registry(pulumi.ComponentResource):
     def _tls(self, name: str, args: RegistryArgs, hostname: str):
         """(certificate chain PEM, CA bundle PEM, key PEM secret) for the server."""
         tls = args.settings.tls
-        if tls.mode == "files":
-            assert tls.cert_file and args.tls_key is not None
-            cert = Path(tls.cert_file).read_text()
-            ca = Path(tls.ca_file).read_text() if tls.ca_file else cert
-            return pulumi.Output.from_input(cert), pulumi.Output.from_input(ca), args.tls_key
-        assert args.pki is not None, "tls.mode generate needs the stack PKI"
-        addresses = {args.host.address} if _is_ip(args.host.address) else set()
-        names = set()
-        (addresses if _is_ip(hostname) else names).add(hostname)
-        issued = args.pki.issue(
-            f"{name}-tls", common_name=hostname, dns_names=sorted(names), ip_addresses=sorted(addresses),
-            validity_days=tls.validity_days, parent=self,
+        material = service_tls(
+            f"{name}-tls", mode=tls.mode, hostname=hostname, address=args.host.address,
+            validity_days=tls.validity_days, pki=args.pki, cert_file=tls.cert_file, ca_file=tls.ca_file,
+            key=args.tls_key, parent=self,
         )
-        return issued.cert_pem, args.pki.ca_cert_pem, issued.key_pem
+        assert material is not None, "the registry always speaks TLS"
+        return material.cert_pem, material.ca_pem, material.key_pem
 
     def _fill(self, name, args: RegistryArgs, endpoint, ca_pem, user, password, install):
         fill = args.settings.fill
@@ -178,14 +170,6 @@ def fill_image(ref: ImageRef, upstreams: Mapping[str, str], layout_dir: str | No
     return registry_fill.FillImage(
         source=str(ref), location=location, repository=ref.private_path, tag=ref.private_tag, digest=ref.digest,
     )
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
-        return False
 
 
 def _file_digest(path: str) -> str:

@@ -110,7 +110,7 @@ def step(
     *,
     parent: pulumi.Resource,
     secrets: Sequence[pulumi.Input[str]] = (),
-    delete: str | None = None,
+    delete: pulumi.Input[str] | None = None,
     versions: Sequence[str] = (),
     depends_on: Sequence[pulumi.Resource] = (),
     log_stdout: bool = True,

@@ -16,6 +16,7 @@ import binascii
 import ipaddress
 import posixpath
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
@@ -156,6 +157,65 @@ def _upstream_mirror(value: str) -> str:
     return value
 
 
+def _mirror_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", value):
+        raise ValueError(f"{value!r} is not a mirror name (lowercase letters, digits and '-', at most 41)")
+    return value
+
+
+def _repo_url(value: str) -> str:
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+        raise ValueError(f"{value!r} must be an http:// or https:// URL without query or fragment")
+    if not re.fullmatch(r"[A-Za-z0-9._~:/%+@-]+", value) or "/../" in parsed.path + "/":
+        raise ValueError(f"{value!r} holds characters a repository URL may not (spaces, quotes, '..', …)")
+    return value.rstrip("/")
+
+
+def _suite(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+/-]{0,63}", value) or ".." in value:
+        raise ValueError(f"{value!r} is not a distribution/suite name (e.g. bookworm, bookworm-updates)")
+    return value
+
+
+def _component(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._+-]{0,31}", value):
+        raise ValueError(f"{value!r} is not a component name (e.g. main, contrib)")
+    return value
+
+
+def _deb_arch(value: str) -> str:
+    allowed = ("all", "amd64", "arm64", "armel", "armhf", "i386", "mips64el", "ppc64el", "riscv64", "s390x")
+    if value not in allowed:
+        raise ValueError(f"{value!r} is not a Debian architecture; use one of {', '.join(allowed)}")
+    return value
+
+
+def _rpm_arch(value: str) -> str:
+    allowed = ("x86_64", "aarch64", "ppc64le", "s390x", "i686", "noarch")
+    if value not in allowed:
+        raise ValueError(f"{value!r} is not an RPM architecture; use one of {', '.join(allowed)}")
+    return value
+
+
+def _aptly_filter(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9 ._+:~(),|!<>=$*-]{1,512}", value):
+        raise ValueError("an aptly filter may hold letters, digits, spaces and . _ + : ~ ( ) , | ! < > = $ * -")
+    return value
+
+
+def _on_calendar(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9*:,./~ -]{1,64}", value):
+        raise ValueError(f"{value!r} is not a systemd OnCalendar expression (e.g. daily, Mon *-*-* 03:00:00)")
+    return value
+
+
+def _repo_id(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", value):
+        raise ValueError(f"{value!r} is not a repository id (letters, digits, '.', '_', ':', '-')")
+    return value
+
+
 HostName = Annotated[str, AfterValidator(_host_name)]
 Port = Annotated[int, Strict(), Ge(1), Le(65535)]
 SecretName = Annotated[str, AfterValidator(_secret_name)]
@@ -258,6 +318,108 @@ class RegistrySettings:
     """Delete the storage when the registry is removed from the stack."""
 
 
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ServedTlsSettings:
+    """TLS for a web server: the stack CA, your PEM files, or plain HTTP (`none`)."""
+
+    mode: Literal["generate", "files", "none"] = "generate"
+    cert_file: Annotated[str, AfterValidator(_project_file)] | None = None
+    ca_file: Annotated[str, AfterValidator(_project_file)] | None = None
+    key_secret: SecretName | None = None
+    validity_days: Annotated[int, Strict(), Ge(1), Le(3650)] = 825
+
+
+MirrorName = Annotated[str, AfterValidator(_mirror_name)]
+RepoUrl = Annotated[str, AfterValidator(_repo_url)]
+Keep = Annotated[int, Strict(), Ge(1), Le(100)]
+OnCalendar = Annotated[str, AfterValidator(_on_calendar)]
+KeyFiles = Annotated[tuple[Annotated[str, AfterValidator(_project_file)], ...], MaxLen(16)]
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class AptRepoSettings:
+    """One upstream Debian repository to mirror."""
+
+    name: MirrorName
+    """Published as `<mirror>/<name>`; also the aptly mirror's name."""
+    url: RepoUrl
+    """Upstream archive root, e.g. http://deb.debian.org/debian."""
+    distribution: Annotated[str, AfterValidator(_suite)]
+    components: Annotated[tuple[Annotated[str, AfterValidator(_component)], ...], MinLen(1), MaxLen(16)] = ("main",)
+    architectures: Annotated[tuple[Annotated[str, AfterValidator(_deb_arch)], ...], MinLen(1)] = ("amd64",)
+    filter: Annotated[str, AfterValidator(_aptly_filter)] | None = None
+    """aptly package query, e.g. `nginx | openssl`; only matching packages are mirrored."""
+    filter_with_deps: Annotated[bool, Strict()] = False
+    """With `filter`: also mirror the dependencies of matching packages."""
+    keys: KeyFiles = ()
+    """Armored public keys (files) that sign the upstream's Release; required."""
+    ignore_signatures: Annotated[bool, Strict()] = False
+    """Mirror without checking the upstream's signature. Never, unless you must."""
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class AptMirrorSettings:
+    host: HostName
+    hostname: Annotated[str, AfterValidator(_dns_name)] | None = None
+    port: Port = 8443
+    tls: ServedTlsSettings = ServedTlsSettings()
+    method: Literal["aptly", "debmirror"] = "aptly"
+    """`aptly`: snapshots, published signed with the stack's key; `debmirror`: a plain copy that
+    keeps the upstream's own signatures."""
+    storage_path: Annotated[str, AfterValidator(_data_path)] = "/var/lib/airgap/apt-mirror"
+    signing_key_secret: SecretName = "mirrorSigningKey"
+    """Entry of `secrets` holding the armored GPG private key that signs what aptly publishes."""
+    keep: Keep = 5
+    """Snapshots kept per repository; older ones are dropped and their packages reclaimed."""
+    schedule: OnCalendar = "daily"
+    """When the systemd timer updates the mirrors."""
+    repos: Annotated[tuple[AptRepoSettings, ...], MinLen(1), MaxLen(64)] = ()
+    purge: Annotated[bool, Strict()] = False
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class RpmRepoSettings:
+    """One upstream RPM repository to mirror."""
+
+    id: Annotated[str, AfterValidator(_repo_id)]
+    """Repository id; published as `<mirror>/<id>`."""
+    baseurl: RepoUrl | None = None
+    """Upstream baseurl; leave it out to use the host's existing repository of this id."""
+    gpg_key: Annotated[str, AfterValidator(_project_file)] | None = None
+    """Armored public key that signs the packages (and the metadata, when it is signed)."""
+    releasever: Annotated[str, AfterValidator(_suite)] = "9"
+    arches: Annotated[tuple[Annotated[str, AfterValidator(_rpm_arch)], ...], MinLen(1)] = ("x86_64", "noarch")
+    metadata_signed: Annotated[bool, Strict()] = True
+    """The upstream signs repomd.xml (repomd.xml.asc): mirrored as is, and clients check it."""
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class RpmMirrorSettings:
+    host: HostName
+    hostname: Annotated[str, AfterValidator(_dns_name)] | None = None
+    port: Port = 8444
+    tls: ServedTlsSettings = ServedTlsSettings()
+    server: Literal["nginx", "httpd"] = "nginx"
+    storage_path: Annotated[str, AfterValidator(_data_path)] = "/var/lib/airgap/rpm-mirror"
+    keep: Keep = 5
+    schedule: OnCalendar = "daily"
+    repos: Annotated[tuple[RpmRepoSettings, ...], MinLen(1), MaxLen(64)] = ()
+    purge: Annotated[bool, Strict()] = False
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class MirrorClientSettings:
+    """A host whose package manager is pointed at the mirrors."""
+
+    host: HostName
+    apt: Annotated[bool, Strict()] = False
+    """Apt sources (deb822, Signed-By) for every apt mirror repository."""
+    rpm: Annotated[bool, Strict()] = False
+    """dnf/yum .repo files (gpgcheck=1) for every RPM mirror repository."""
+    move_aside: Annotated[bool, Strict()] = True
+    """Move the host's other sources/.repo files into an `airgap-moved` folder (restored on removal)."""
+
+
 # --- the settings object ------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -268,11 +430,21 @@ class Settings:
     hosts: Mapping[str, HostSettings]
     registry: RegistrySettings | None
     images: tuple[ImageRef, ...]
+    apt_mirror: AptMirrorSettings | None = None
+    rpm_mirror: RpmMirrorSettings | None = None
+    mirror_clients: tuple[MirrorClientSettings, ...] = ()
     secret_values: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     def secret(self, name: str) -> pulumi.Output[str]:
         """The named secret as a Pulumi secret Output."""
         return pulumi.Output.secret(self.secret_values[name])
+
+    def needs_stack_ca(self) -> bool:
+        """Whether any service takes its certificate from the stack's own CA."""
+        served = [m.tls.mode for m in (self.apt_mirror, self.rpm_mirror) if m is not None]
+        if self.registry is not None:
+            served.append(self.registry.tls.mode)
+        return "generate" in served
 
     def registry_endpoint(self) -> str:
         """`hostname:port` clients use for the private registry."""
@@ -285,8 +457,14 @@ TOP_LEVEL = {
     "hosts": TypeAdapter(dict[HostName, HostSettings]),
     "registry": TypeAdapter(RegistrySettings | None),
     "images": TypeAdapter(tuple[str, ...]),
+    "aptMirror": TypeAdapter(AptMirrorSettings | None),
+    "rpmMirror": TypeAdapter(RpmMirrorSettings | None),
+    "mirrorClients": TypeAdapter(tuple[MirrorClientSettings, ...]),
     "secrets": None,
 }
+# Components configured by one object: `{}` (their default in Pulumi.yaml) leaves them out.
+OPTIONAL_OBJECTS = ("registry", "aptMirror", "rpmMirror")
+LISTS = ("images", "mirrorClients")
 
 
 def load(config: pulumi.Config | None = None) -> Settings:
@@ -305,10 +483,10 @@ def load(config: pulumi.Config | None = None) -> Settings:
         if adapter is None:
             continue
         value = raw[key]
-        if key == "registry" and value == {}:
-            value = None  # the default: no registry in this stack
-        elif value is None and key != "registry":
-            value = {} if key == "hosts" else []
+        if key in OPTIONAL_OBJECTS and value == {}:
+            value = None
+        elif value is None and key not in OPTIONAL_OBJECTS:
+            value = [] if key in LISTS else {}
         try:
             parsed[key] = adapter.validate_python(value)
         except ValidationError as error:
@@ -345,6 +523,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
     registry = parsed.get("registry")
     if not failed:
         problems.extend(_cross_checks(hosts, registry, images, secrets_value))
+        problems.extend(_mirror_checks(hosts, parsed, secrets_value))
     if problems:
         raise SettingsError(problems)
     return Settings(
@@ -352,6 +531,9 @@ def load(config: pulumi.Config | None = None) -> Settings:
         hosts=hosts,
         registry=registry,
         images=tuple(images),
+        apt_mirror=parsed.get("aptMirror"),
+        rpm_mirror=parsed.get("rpmMirror"),
+        mirror_clients=parsed.get("mirrorClients", ()),
         secret_values=dict(secrets_value),
     )
 
@@ -419,6 +601,99 @@ def _cross_checks(hosts, registry, images, secrets) -> list[str]:
             problems.append(f"registry.fill.upstreams: {source!r} is not a registry host[:port]")
         if "." not in source and ":" not in source and source != "localhost":
             problems.append(f"registry.fill.upstreams: {source!r} is not a registry host (e.g. docker.io, quay.io)")
+    return problems
+
+
+def _mirror_checks(hosts, parsed, secrets) -> list[str]:
+    problems: list[str] = []
+    apt, rpm = parsed.get("aptMirror"), parsed.get("rpmMirror")
+    served = []
+    for key, mirror in (("aptMirror", apt), ("rpmMirror", rpm)):
+        if mirror is None:
+            continue
+        if mirror.host not in hosts:
+            problems.append(f"{key}.host: no host named {mirror.host!r}; known: {', '.join(sorted(hosts)) or 'none'}")
+        problems.extend(_served_tls_checks(f"{key}.tls", mirror.tls, secrets))
+        served.append((key, mirror.host, mirror.port))
+    if len(served) == 2 and served[0][1:] == served[1][1:]:
+        problems.append(f"rpmMirror.port: {served[1][2]} is aptMirror's port on the same host; give each its own")
+
+    if apt is not None:
+        names = [repo.name for repo in apt.repos]
+        if not names:
+            problems.append("aptMirror.repos: list at least one repository to mirror")
+        if len(set(names)) != len(names):
+            problems.append("aptMirror.repos: repository names must be unique")
+        secret = apt.signing_key_secret
+        if apt.method == "aptly":
+            if secret not in secrets:
+                problems.append(f"aptMirror.signingKeySecret: secret {secret!r} is not set; put an armored GPG "
+                                f"private key there: `gpg --armor --export-secret-keys KEY | pulumi config set --secret --path secrets.{secret}`")
+            elif "BEGIN PGP PRIVATE KEY BLOCK" not in secrets[secret]:
+                problems.append(f"aptMirror.signingKeySecret: secret {secret!r} is not an armored GPG private key")
+        for index, repo in enumerate(apt.repos):
+            where = f"aptMirror.repos[{index}]"
+            if not repo.keys and not repo.ignore_signatures:
+                problems.append(f"{where}.keys: give the upstream's armored signing key(s); "
+                                "ignoreSignatures: true skips the check (never recommended)")
+            problems.extend(_key_file_checks(f"{where}.keys", repo.keys))
+            if repo.filter_with_deps and not repo.filter:
+                problems.append(f"{where}.filterWithDeps: applies only with a filter")
+            if apt.method == "debmirror" and repo.filter:
+                problems.append(f"{where}.filter: debmirror cannot filter; use method: aptly")
+    if rpm is not None:
+        ids = [repo.id for repo in rpm.repos]
+        if not ids:
+            problems.append("rpmMirror.repos: list at least one repository to mirror")
+        if len(set(ids)) != len(ids):
+            problems.append("rpmMirror.repos: repository ids must be unique")
+        for index, repo in enumerate(rpm.repos):
+            where = f"rpmMirror.repos[{index}]"
+            if repo.gpg_key is None:
+                problems.append(f"{where}.gpgKey: give the armored key that signs the packages; unsigned "
+                                "repositories are not mirrored")
+            else:
+                problems.extend(_key_file_checks(f"{where}.gpgKey", (repo.gpg_key,)))
+
+    seen: set[str] = set()
+    for index, client in enumerate(parsed.get("mirrorClients", ())):
+        where = f"mirrorClients[{index}]"
+        if client.host not in hosts:
+            problems.append(f"{where}.host: no host named {client.host!r}")
+        if client.host in seen:
+            problems.append(f"{where}.host: {client.host!r} is listed twice")
+        seen.add(client.host)
+        if client.apt and apt is None:
+            problems.append(f"{where}.apt: no aptMirror is configured")
+        if client.rpm and rpm is None:
+            problems.append(f"{where}.rpm: no rpmMirror is configured")
+        if not client.apt and not client.rpm:
+            problems.append(f"{where}: set apt: true and/or rpm: true")
+    return problems
+
+
+def _served_tls_checks(path: str, tls: ServedTlsSettings, secrets) -> list[str]:
+    problems = []
+    if tls.mode == "files":
+        if tls.cert_file is None:
+            problems.append(f"{path}.certFile: required when {path}.mode is files; give a PEM path")
+        else:
+            problems.extend(_check_certificate(f"{path}.certFile", tls.cert_file))
+        if tls.key_secret is None:
+            problems.append(f"{path}.keySecret: required when {path}.mode is files")
+        elif tls.key_secret not in secrets:
+            problems.append(f"{path}.keySecret: secret {tls.key_secret!r} is not set")
+    elif tls.cert_file or tls.key_secret or tls.ca_file:
+        problems.append(f"{path}: certFile/caFile/keySecret apply only with mode: files")
+    return problems
+
+
+def _key_file_checks(path: str, files) -> list[str]:
+    problems = []
+    for file in files:
+        text = Path(file).read_text(errors="replace")
+        if "-----BEGIN PGP PUBLIC KEY BLOCK-----" not in text:
+            problems.append(f"{path}: {file} is not an armored OpenPGP public key (gpg --armor --export)")
     return problems
 
 

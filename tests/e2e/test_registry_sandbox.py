@@ -41,7 +41,7 @@ def env(tmp_path_factory):
     try:
         sandbox.up("bastion", BASTION)
         host = sandbox.up("registry", REGISTRY, trust={upstream.endpoint: upstream.ca_pem})
-        config = load_stack("sandbox")
+        config = registry_only(load_stack("sandbox"))
         first = run_program(config, executor=executor)
         yield {"work": work, "upstream": upstream, "host": host, "config": config,
                "executor": executor, "first": first}
@@ -50,6 +50,15 @@ def env(tmp_path_factory):
         sandbox.close()
         upstream.close()
     assert leftovers() == []
+
+
+def registry_only(config):
+    """The sandbox stack without the mirrors: this module is about the registry."""
+    config = copy.deepcopy(config)
+    for key in ("aptMirror", "rpmMirror"):
+        config.values[f"airgap-infra:{key}"] = {}
+    config.values["airgap-infra:mirrorClients"] = []
+    return config
 
 
 def client_files(env) -> tuple[Path, Path]:

@@ -3,8 +3,9 @@
     python -m tests.harness.quickstart up     # (what `make sandbox` runs)
     python -m tests.harness.quickstart down   # (`make sandbox-down`)
 
-`up` starts the upstream fixture on 127.0.0.2:5000 (it plays the public registries), a bastion
-on 127.0.0.10 and a registry host on 127.0.0.11, then applies the stack: with `pulumi up` when
+`up` starts the upstream fixtures on 127.0.0.2 (public registries on :5000, a signed Debian
+archive and RPM repository on :8080), a bastion (127.0.0.10), a registry host (.11), a mirror
+host (.12) and a client (.13), then applies the stack: with `pulumi up` when
 the Pulumi CLI is installed (a local file backend under the cache), otherwise through the mock
 runtime, whose executor runs every step for real over SSH. Everything keeps running until
 `down`, so the registry can be tried by hand; the endpoints and a ready skopeo command are printed.
@@ -29,10 +30,11 @@ from tests.harness.program import run_program
 from tests.harness.sandbox import CACHE, Sandbox
 from tests.harness.stackfile import EXAMPLE_PASSPHRASE, PROJECT_DIR, load_stack
 from tests.harness.upstream import UpstreamRegistry
+from tests.harness.upstream_repos import UpstreamRepos
 
 STATE = CACHE / "quickstart"
 RUN_DIR = STATE / "hosts"
-HOSTS = (("bastion", "127.0.0.10"), ("registry", "127.0.0.11"))
+HOSTS = (("bastion", "127.0.0.10"), ("registry", "127.0.0.11"), ("mirror", "127.0.0.12"), ("client", "127.0.0.13"))
 OUT = PROJECT_DIR / "out" / "sandbox"
 
 
@@ -44,7 +46,9 @@ def up() -> int:
     print("quickstart: starting the upstream fixture on 127.0.0.2:5000 (it plays the public registries)")
     catalog = generate(STATE / "upstream" / "layout", "test")
     upstream = UpstreamRegistry(catalog, state_dir=STATE / "upstream", remove_state_on_close=False).start()
-    (STATE / "upstream.json").write_text(json.dumps({"pid": upstream.pid, "state": str(STATE / "upstream")}))
+    print("quickstart: starting the package fixture on 127.0.0.2:8080 (a signed Debian archive and RPM repository)")
+    repos = UpstreamRepos(revision=0, state_dir=STATE / "repos", remove_state_on_close=False).start()
+    (STATE / "upstream.json").write_text(json.dumps({"pids": [upstream.pid, repos.pid]}))
 
     sandbox = Sandbox(RUN_DIR)
     for name, address in HOSTS:
@@ -103,6 +107,13 @@ def print_endpoints(exports: dict, config) -> None:
     print(f"images:     {len(lock)} copied with their source digests; lock in {OUT / 'image-lock.json'}")
     if lock:
         print(f"try:        skopeo inspect --cert-dir {OUT / 'certs.d'} --authfile {auth} docker://{lock[0]['private']}")
+    apt, rpm = exports.get("aptMirror") or {}, exports.get("rpmMirror") or {}
+    if apt:
+        print(f"apt mirror: {apt['baseUrl']}  (repos: {', '.join(apt['sources'])}; signed, key in the stack output)")
+    if rpm:
+        print(f"rpm mirror: {rpm['baseUrl']}  (repos: {', '.join(rpm['repoFiles'])})")
+    if apt or rpm:
+        print("client:     127.0.0.13 installs through both; try `apt-get install airgap-hello` there")
     print("stop:       make sandbox-down")
 
 
@@ -111,14 +122,15 @@ def down() -> int:
     Sandbox(RUN_DIR).close()
     record = STATE / "upstream.json"
     if record.exists():
-        pid = json.loads(record.read_text())["pid"]
-        cmdline = Path(f"/proc/{pid}/cmdline")
-        if cmdline.exists() and str(STATE) in cmdline.read_bytes().decode(errors="replace"):
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                if not cmdline.exists():
-                    break
-                time.sleep(0.05)
+        for pid in json.loads(record.read_text())["pids"]:
+            cmdline = Path(f"/proc/{pid}/cmdline")
+            # only what this quick start started: its command line names the quick start's state
+            if cmdline.exists() and str(STATE) in cmdline.read_bytes().decode(errors="replace"):
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(100):
+                    if not cmdline.exists():
+                        break
+                    time.sleep(0.05)
         record.unlink()
     shutil.rmtree(STATE, ignore_errors=True)
     print("quickstart: sandbox hosts and upstream fixture stopped")

@@ -56,7 +56,9 @@ BASE_PACKAGES: tuple[str, ...] = (
     "skopeo",
     "createrepo-c",
     "dnf",
+    "dnf-plugins-core",  # dnf reposync
     "rpm",
+    "apache2",  # rpmMirror.server: httpd
     "apache2-utils",
     "debmirror",
     "jq",

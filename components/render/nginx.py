@@ -1,0 +1,106 @@
+"""nginx sites for what the stack serves (mirrors, files), and the lines that install them.
+
+Each site listens on its host's own address only (several services may share a machine), serves
+a directory read-only with an index, hides dot-files (temporary files, state), and speaks
+TLS 1.2+ when it has a certificate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .shell import SecretFile, put_file, q, take_secrets
+
+SITES = "/etc/nginx/sites-enabled"
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    """File name of the site; also the log names."""
+    address: str
+    port: int
+    hostname: str
+    root: str
+    tls: bool
+    """Serve HTTPS with the certificate at `cert_path` / `key_path`."""
+
+    @property
+    def cert_path(self) -> str:
+        return f"/etc/airgap/tls/{self.name}.crt"
+
+    @property
+    def key_path(self) -> str:
+        return f"/etc/airgap/tls/{self.name}.key"
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        default = 443 if self.tls else 80
+        return f"{scheme}://{self.hostname}" + ("" if self.port == default else f":{self.port}")
+
+
+def site_config(site: Site) -> str:
+    listen = f"{site.address}:{site.port}" if ":" not in site.address else f"[{site.address}]:{site.port}"
+    tls = ""
+    if site.tls:
+        tls = (
+            f"    ssl_certificate {site.cert_path};\n"
+            f"    ssl_certificate_key {site.key_path};\n"
+            "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+            "    ssl_session_cache shared:airgap:1m;\n"
+        )
+    return (
+        "server {\n"
+        f"    listen {listen}{' ssl' if site.tls else ''};\n"
+        f"    server_name {site.hostname};\n"
+        f"{tls}"
+        f"    root {site.root};\n"
+        "    autoindex on;\n"
+        "    autoindex_exact_size on;\n"
+        "    disable_symlinks off;\n"
+        f"    access_log /var/log/nginx/{site.name}.access.log;\n"
+        f"    error_log /var/log/nginx/{site.name}.error.log;\n"
+        "    location ~ /\\. { deny all; return 404; }\n"
+        "    location / { try_files $uri $uri/ =404; }\n"
+        "}\n"
+    )
+
+
+def install_lines(site: Site, cert_pem: str | None) -> str:
+    """Write the site (and its certificate; the key is the next stdin secret), check the whole
+    nginx configuration with `nginx -t`, and reload only when something changed."""
+    lines = [
+        "if ! command -v nginx >/dev/null 2>&1; then",
+        "  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx",
+        "fi",
+        # Debian's default site listens on :80 of every address; the link goes, the file stays.
+        "if [ -L /etc/nginx/sites-enabled/default ]; then rm -f /etc/nginx/sites-enabled/default; NGINX_CHANGED=yes; fi",
+    ]
+    if site.tls:
+        assert cert_pem is not None
+        lines.append(put_file(site.cert_path, cert_pem, tag=f"site-{site.name}"))
+        lines.append(take_secrets([SecretFile(site.key_path, "0600", "root:root", f"site-{site.name}")]))
+    lines += [
+        put_file(f"{SITES}/{site.name}.conf", site_config(site), tag=f"site-{site.name}"),
+        "nginx -t -q",
+        "systemctl enable nginx >/dev/null 2>&1 || true",
+        f"if ! systemctl is-active nginx >/dev/null 2>&1; then systemctl start nginx",
+        f"elif airgap_changed site-{site.name} || [ \"${{NGINX_CHANGED:-}}\" = yes ]; then systemctl reload nginx; fi",
+    ]
+    return "\n".join(lines)
+
+
+def remove_lines(site: Site, *, keep_tls: bool = False) -> str:
+    """Remove the site (and, unless `keep_tls`, its certificate and key); reload nginx only if
+    the site was there."""
+    conf = q(f"{SITES}/{site.name}.conf")
+    lines = [
+        f"if [ -f {conf} ]; then",
+        f"  rm -f {conf}",
+        "  if nginx -t -q 2>/dev/null; then systemctl reload nginx >/dev/null 2>&1 || true; fi",
+        "fi",
+    ]
+    if not keep_tls:
+        lines.append(f"rm -f {q(site.cert_path)} {q(site.key_path)}")
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""systemd units shared by the components: scheduled updates as a oneshot service and a timer."""
+
+from __future__ import annotations
+
+from .shell import put_file, q
+
+
+def oneshot_service(description: str, program: str) -> str:
+    return f"""[Unit]
+Description={description}
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart={program}
+Nice=10
+IOSchedulingClass=idle
+"""
+
+
+def timer(description: str, schedule: str) -> str:
+    return f"""[Unit]
+Description={description}
+
+[Timer]
+OnCalendar={schedule}
+Persistent=true
+RandomizedDelaySec=15min
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+def scheduled_lines(unit: str, description: str, program: str, schedule: str) -> str:
+    """Install `<unit>.service` + `<unit>.timer`, enable the timer and start it where systemd
+    runs the machine (other service managers may not run timers: they are told so)."""
+    return "\n".join([
+        put_file(f"/etc/systemd/system/{unit}.service", oneshot_service(description, program), tag="units"),
+        put_file(f"/etc/systemd/system/{unit}.timer", timer(description, schedule), tag="units"),
+        "if airgap_changed units; then systemctl daemon-reload; fi",
+        f"systemctl enable {q(unit + '.timer')} >/dev/null 2>&1 || true",
+        "if [ \"$(cat /proc/1/comm 2>/dev/null)\" = systemd ]; then",
+        f"  systemctl start {q(unit + '.timer')}",
+        "else",
+        f"  echo {q(f'note: PID 1 is not systemd; {unit}.timer is enabled, and runs where systemd does')} >&2",
+        "fi",
+    ])
+
+
+def remove_scheduled_lines(unit: str) -> str:
+    return "\n".join([
+        f"systemctl disable --now {q(unit + '.timer')} >/dev/null 2>&1 || true",
+        f"rm -f {q(f'/etc/systemd/system/{unit}.service')} {q(f'/etc/systemd/system/{unit}.timer')}",
+    ])

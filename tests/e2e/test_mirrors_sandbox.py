@@ -1,0 +1,226 @@
+"""The mirrors applied for real: a mirror host (aptly, dnf reposync, nginx) fed by the signed
+upstream fixture on 127.0.0.2:8080, and a client host that installs through them with
+signatures checked. Then the update flow, a wrong key, and an update killed mid-download."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+
+import pytest
+
+from tests.harness.executor import Executor
+from tests.harness.program import run_program
+from tests.harness.sandbox import Sandbox, leftovers
+from tests.harness.stackfile import load_stack
+from tests.harness.upstream_repos import UpstreamRepos
+
+pytestmark = pytest.mark.e2e
+
+MIRROR, CLIENT = "127.0.0.12", "127.0.0.13"
+APT_ROOT = "/var/lib/airgap/apt-mirror"
+RPM_ROOT = "/var/lib/airgap/rpm-mirror"
+# dnf on the Debian client: its own installroot and an rpm database rpm can find there.
+DNF = ("HOME=/root/dnf-home dnf --assumeyes --quiet --disableplugin=local --installroot=/root/rpmroot --releasever=12 "
+       "--setopt=reposdir=/etc/yum.repos.d --setopt=cachedir=/var/cache/dnf")
+
+
+def mirrors_only(config, **apt_changes):
+    """The sandbox stack without the registry: this module is about the mirrors."""
+    config = copy.deepcopy(config)
+    config.values["airgap-infra:registry"] = {}
+    config.values["airgap-infra:images"] = []
+    for repo in config.values["airgap-infra:aptMirror"]["repos"]:
+        repo.update(apt_changes)
+    return config
+
+
+def apply(config, work):
+    executor = Executor(local_dir=work)
+    try:
+        run = run_program(config, executor=executor)
+    finally:
+        executor.close()
+    return run, executor
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    work = tmp_path_factory.mktemp("mirrors-e2e")
+    upstream = UpstreamRepos(revision=0, address="127.0.0.2", port=8080).start()
+    sandbox = Sandbox()
+    try:
+        mirror = sandbox.up("mirror", MIRROR)
+        client = sandbox.up("client", CLIENT)
+        client.ssh("install -d -m 0700 /root/dnf-home /root/rpmroot && "
+                   "printf '%%_dbpath /var/lib/rpm\\n' > /root/dnf-home/.rpmmacros")
+        config = mirrors_only(load_stack("sandbox"))
+        run, executor = apply(config, work)
+        yield {"work": work, "upstream": upstream, "mirror": mirror, "client": client, "config": config,
+               "first": run, "executor": executor}
+    finally:
+        sandbox.close()
+        upstream.close()
+    assert leftovers() == []
+
+
+def installed_hello(client) -> str:
+    return client.ssh("airgap-hello").stdout.strip()
+
+
+def rpm_version(client, name: str) -> str:
+    return client.ssh(f"rpm --root /root/rpmroot --dbpath /var/lib/rpm -q --qf '%{{VERSION}}' {name}").stdout.strip()
+
+
+def test_apply_publishes_both_mirrors(env):
+    run = env["first"]
+    assert run.error is None, run.error
+    reports = {r["repo"]: r for r in run.exports["aptMirror"]["reports"]}
+    assert reports["upstream-debian"]["status"] == "updated"
+    assert {a["package"] for a in reports["upstream-debian"]["added"]} >= {"airgap-hello", "airgap-data"}
+    rpm_reports = {r["repo"]: r for r in run.exports["rpmMirror"]["reports"]}
+    assert "airgap-hello-1.0-1.noarch.rpm" in rpm_reports["upstream-rpm"]["added"]
+    assert "BEGIN PGP PUBLIC KEY BLOCK" in run.exports["aptMirror"]["publicKey"]
+
+
+def test_client_installs_through_the_signed_apt_mirror(env):
+    client = env["client"]
+    sources = client.ssh("cat /etc/apt/sources.list.d/airgap-upstream-debian.sources").stdout
+    assert "Signed-By: /etc/apt/keyrings/airgap-upstream-debian.asc" in sources
+    assert "trusted" not in sources
+    assert client.ssh("ls /etc/apt/sources.list.d/airgap-moved/").stdout.strip(), "the host's own sources moved aside"
+    client.ssh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q airgap-tools >/dev/null")
+    assert installed_hello(client) == "airgap-hello 1.0"
+
+
+def test_client_installs_through_the_rpm_mirror_with_signatures_checked(env):
+    client = env["client"]
+    repo = client.ssh("cat /etc/yum.repos.d/airgap-upstream-rpm.repo").stdout
+    assert "gpgcheck=1" in repo and "repo_gpgcheck=1" in repo and "sslcacert=" in repo
+    # an empty installroot has no /bin/sh: these two packages need none
+    client.ssh(f"{DNF} install airgap-docs airgap-data")
+    assert rpm_version(client, "airgap-data") == "1.0"
+
+
+def test_the_wrong_key_is_refused(env):
+    """The same client, trusting the wrong key (and nothing cached from before), is refused."""
+    client, upstream = env["client"], env["upstream"]
+    key = "/etc/apt/keyrings/airgap-upstream-debian.asc"
+    client.ssh(f"cp {key} /root/good.asc")
+    client.ssh(f"cat > {key}", input=upstream.wrong_key)
+    try:
+        client.ssh("rm -rf /var/lib/apt/lists/*")
+        refused = client.ssh("apt-get update -q -o APT::Update::Error-Mode=any", check=False)
+        assert refused.returncode != 0
+        assert "NO_PUBKEY" in refused.stdout + refused.stderr
+    finally:
+        client.ssh(f"cp /root/good.asc {key} && apt-get update -q >/dev/null")
+    rpm_key = "/etc/pki/rpm-gpg/RPM-GPG-KEY-airgap-upstream-rpm"
+    client.ssh(f"cp {rpm_key} /root/good-rpm.asc")
+    client.ssh(f"cat > {rpm_key}", input=upstream.wrong_key)
+    fresh = DNF.replace("/root/rpmroot", "/root/wrongroot").replace("/var/cache/dnf", "/var/cache/dnf-wrong")
+    try:
+        refused = client.ssh(f"mkdir -p /root/wrongroot && {fresh} makecache", check=False)
+        assert refused.returncode != 0
+        assert "signature" in (refused.stdout + refused.stderr).lower()
+    finally:
+        client.ssh(f"cp /root/good-rpm.asc {rpm_key}")
+
+
+def test_a_new_upstream_version_reaches_the_client_with_a_report(env):
+    mirror, client, upstream = env["mirror"], env["client"], env["upstream"]
+    upstream.publish(1)
+    report = json.loads(mirror.ssh("/usr/local/sbin/airgap-apt-mirror-update").stdout)
+    assert report["status"] == "updated"
+    assert {"package": "airgap-hello", "arch": "all", "from": "1.0", "to": "1.1"} in report["upgraded"] or \
+        any(a["package"] == "airgap-hello" and a["version"] == "1.1" for a in report["added"])
+    assert set(report["previous"]).isdisjoint(report["current"])
+    snapshots = mirror.ssh(f"aptly -config=/etc/airgap/apt-mirror/aptly.conf snapshot list -raw").stdout.split()
+    assert set(report["previous"]) <= set(snapshots), "the previous snapshot still exists"
+    client.ssh("apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q airgap-hello >/dev/null")
+    assert installed_hello(client) == "airgap-hello 1.1"
+
+    rpm_report = json.loads(mirror.ssh("/usr/local/sbin/airgap-rpm-mirror-update").stdout)
+    assert rpm_report["status"] == "updated" and "airgap-data-1.1-1.noarch.rpm" in rpm_report["added"]
+    assert mirror.ssh(f"test -d {RPM_ROOT}/snapshots/upstream-rpm/{rpm_report['previous']} && echo kept").stdout.strip() == "kept"
+    client.ssh(f"{DNF} --setopt=*.metadata_expire=0 upgrade airgap-data")
+    assert rpm_version(client, "airgap-data") == "1.1"
+
+
+def test_nothing_new_upstream_changes_nothing(env):
+    mirror = env["mirror"]
+    before = mirror.ssh(f"readlink {RPM_ROOT}/public/upstream-rpm; cat {APT_ROOT}/state/upstream-debian.published").stdout
+    apt_report = json.loads(mirror.ssh("/usr/local/sbin/airgap-apt-mirror-update").stdout)
+    rpm_report = json.loads(mirror.ssh("/usr/local/sbin/airgap-rpm-mirror-update").stdout)
+    assert apt_report["status"] == "unchanged" and rpm_report["status"] == "unchanged"
+    after = mirror.ssh(f"readlink {RPM_ROOT}/public/upstream-rpm; cat {APT_ROOT}/state/upstream-debian.published").stdout
+    assert after == before
+
+
+def test_an_interrupted_update_never_serves_a_half_state(env):
+    """The mirror reads the upstream through a slow path; the update is killed while it
+    downloads; clients keep the published state meanwhile; a re-run completes."""
+    mirror, client, upstream = env["mirror"], env["client"], env["upstream"]
+    slow = mirrors_only(load_stack("sandbox"), url=upstream.slow_debian_url.rstrip("/"))
+    run, _ = apply(slow, env["work"])   # the mirror now reads through the slow path
+    assert run.error is None, run.error
+    upstream.publish(2)
+    done = threading.Event()
+    outcome = {}
+
+    def update():
+        outcome["result"] = mirror.ssh("/usr/local/sbin/airgap-apt-mirror-update", check=False, timeout=120)
+        done.set()
+
+    worker = threading.Thread(target=update)
+    worker.start()
+    try:
+        # The Packages index is logged once fetched; then airgap-data 1.2 crawls in at the slow rate.
+        assert upstream.wait_for_request("/slow/debian/dists/bookworm/main/binary-amd64/Packages", timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and upstream.responses_in_flight() < 1 and not done.is_set():
+            time.sleep(0.05)
+        assert upstream.responses_in_flight() >= 1, "no download in flight to interrupt"
+        # mid-download: clients still get the published state, whole
+        client.ssh("apt-get update -q -o APT::Update::Error-Mode=any >/dev/null")
+        assert "1.2" not in client.ssh("apt-cache policy airgap-hello").stdout
+        mirror.ssh("pkill -KILL -f airgap-apt-mirror-update; pkill -KILL -x aptly", check=False)
+    finally:
+        worker.join(timeout=130)
+    assert done.is_set() and outcome["result"].returncode != 0
+    client.ssh("apt-get update -q -o APT::Update::Error-Mode=any >/dev/null")
+    assert "1.2" not in client.ssh("apt-cache policy airgap-hello").stdout
+    rerun = mirror.ssh("/usr/local/sbin/airgap-apt-mirror-update", timeout=120)
+    assert json.loads(rerun.stdout)["status"] == "updated"
+    client.ssh("apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q airgap-hello >/dev/null")
+    assert installed_hello(client) == "airgap-hello 1.2"
+    run, _ = apply(env["config"], env["work"])   # back to the normal path
+    assert run.error is None, run.error
+
+
+def test_second_apply_changes_nothing(env):
+    client, mirror = env["client"], env["mirror"]
+    state = ("find /etc/apt /etc/yum.repos.d /etc/pki/rpm-gpg /etc/nginx /etc/airgap -printf '%p %s %T@\\n' | sort; "
+             "systemctl show -p MainPID nginx")
+    before = client.ssh(state).stdout, mirror.ssh(state).stdout
+    run, _ = apply(env["config"], env["work"])
+    assert run.error is None, run.error
+    assert (client.ssh(state).stdout, mirror.ssh(state).stdout) == before
+
+
+def test_the_rpm_mirror_served_by_httpd_instead(env):
+    """`server: httpd` takes over the port from nginx; the client keeps installing, signatures
+    checked; switching back hands the port to nginx again."""
+    client, mirror = env["client"], env["mirror"]
+    config = copy.deepcopy(env["config"])
+    config.values["airgap-infra:rpmMirror"]["server"] = "httpd"
+    run, _ = apply(config, env["work"])
+    assert run.error is None, run.error
+    assert "apache2" in mirror.ssh("ss -ltnp | grep ':8444 ' || true").stdout
+    client.ssh(f"{DNF} --setopt=*.metadata_expire=0 reinstall airgap-docs")
+    run, _ = apply(env["config"], env["work"])
+    assert run.error is None, run.error
+    assert "nginx" in mirror.ssh("ss -ltnp | grep ':8444 ' || true").stdout
+    client.ssh(f"{DNF} --setopt=*.metadata_expire=0 reinstall airgap-docs")

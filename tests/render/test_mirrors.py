@@ -1,0 +1,169 @@
+"""Mirror renderers: tables, then the text through real tools (bash -n, nginx -t,
+systemd-analyze verify), and hostile values shown to arrive as data, never as code."""
+
+import json
+import subprocess
+
+import pytest
+
+from components.apt_mirror import deb822
+from components.render import apt_mirror, mirror_clients, nginx, rpm_mirror, systemd
+from components.render.shell import step_script
+from components.rpm_mirror import repo_file
+from tests.harness import tls_emulation
+
+HOSTILE_FILTER = "Name (% $(touch /tmp/pwned)*) | `id` ; rm -rf x"
+APT_REPO = apt_mirror.AptRepo(
+    name="debian", url="http://deb.example.org/debian", distribution="bookworm-updates",
+    components=("main", "contrib"), architectures=("amd64", "arm64"), keys=("KEY\n",),
+    filter=HOSTILE_FILTER, filter_with_deps=True)
+APT = apt_mirror.AptMirrorSpec(root="/srv/apt mirror", method="aptly", keep=3, schedule="Mon *-*-* 03:00:00",
+                               repos=(APT_REPO,))
+RPM_REPO = rpm_mirror.RpmRepo(id="rocky9-baseos", baseurl="https://dl.example.org/rocky/9/BaseOS/x86_64/os",
+                              key="KEY\n", releasever="9", arches=("x86_64", "noarch"), metadata_signed=True)
+RPM = rpm_mirror.RpmMirrorSpec(root="/srv/rpm", keep=2, schedule="daily", repos=(RPM_REPO,))
+
+
+def bash_parses(text: str) -> None:
+    subprocess.run(["bash", "-n", "-c", text], check=True)
+
+
+def test_aptly_config_table():
+    config = json.loads(apt_mirror.aptly_config(APT))
+    assert config["rootDir"] == "/srv/apt mirror/aptly"
+    assert config["gpgDisableVerify"] is False and config["gpgDisableSign"] is False
+    assert config["dependencyFollowRecommends"] is False
+
+
+def test_update_programs_parse():
+    bash_parses(apt_mirror.update_program(APT))
+    bash_parses(apt_mirror.update_program(apt_mirror.AptMirrorSpec(**{**APT.__dict__, "method": "debmirror"})))
+    bash_parses(rpm_mirror.update_program(RPM))
+
+
+def test_hostile_values_reach_the_functions_as_data(tmp_path):
+    """The per-repository call line, run with a stand-in function, hands over each value intact."""
+    program = apt_mirror.update_program(APT)
+    call = next(line for line in program.splitlines() if line.startswith("aptly_repo "))
+    stub = 'aptly_repo() { printf "%s\\n" "$@"; }\n' + call
+    result = subprocess.run(["bash", "-c", stub], capture_output=True, text=True, check=True)
+    args = result.stdout.splitlines()
+    assert args == ["debian", "http://deb.example.org/debian", "bookworm-updates", "amd64,arm64", HOSTILE_FILTER,
+                    "yes", "no", "/srv/apt mirror/keyrings/debian.gpg", "debian", "main", "contrib"]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_aptly_never_skips_signatures_unless_asked():
+    program = apt_mirror.update_program(APT)
+    call = next(line for line in program.splitlines() if line.startswith("aptly_repo "))
+    assert " no " in call.replace("'", " ")
+    unsigned = apt_mirror.AptMirrorSpec(**{**APT.__dict__, "repos": (apt_mirror.AptRepo(**{**APT_REPO.__dict__, "ignore_signatures": True}),)})
+    assert "-ignore-signatures" in apt_mirror.update_program(unsigned)
+
+
+def test_rpm_program_keeps_signed_metadata():
+    program = rpm_mirror.update_program(RPM)
+    assert "--gpgcheck --download-metadata" in program
+    assert "createrepo" not in program.split("sync_repo() {", 1)[1], "upstream metadata is never regenerated"
+    assert "repomd.xml.asc is missing; refusing to publish unsigned metadata" in program
+
+
+def test_units_pass_systemd_analyze(tmp_path):
+    (tmp_path / "airgap-test.service").write_text(systemd.oneshot_service("test", "/bin/true"))
+    (tmp_path / "airgap-test.timer").write_text(systemd.timer("test", "Mon *-*-* 03:00:00"))
+    result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "airgap-test.timer"),
+                             str(tmp_path / "airgap-test.service")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_schedule_is_a_real_calendar_expression():
+    for schedule in ("daily", "Mon *-*-* 03:00:00", "*-*-01 00:00:00"):
+        subprocess.run(["systemd-analyze", "calendar", schedule], check=True, capture_output=True)
+
+
+def _nginx_check(tmp_path, site: nginx.Site) -> subprocess.CompletedProcess:
+    key = tls_emulation.outputs("tls:index/privateKey:PrivateKey", "nginx-test/key", {})["privateKeyPem"]
+    cert = tls_emulation.outputs("tls:index/selfSignedCert:SelfSignedCert", "nginx-test/cert", {
+        "privateKeyPem": key, "validityPeriodHours": 24, "subject": {"commonName": "mirror"},
+        "allowedUses": ["server_auth"]})["certPem"]
+    (tmp_path / "s.crt").write_text(cert)
+    (tmp_path / "s.key").write_text(key)
+    text = nginx.site_config(site).replace(site.cert_path, str(tmp_path / "s.crt")).replace(
+        site.key_path, str(tmp_path / "s.key")).replace("/var/log/nginx/", f"{tmp_path}/")
+    (tmp_path / "site.conf").write_text(text)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{ access_log off; include {tmp_path}/site.conf; }}\n")
+    return subprocess.run(["nginx", "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_nginx_accepts_the_rendered_site(tmp_path, tls):
+    site = nginx.Site(name="airgap-apt-mirror", address="127.0.0.12", port=8443, hostname="mirror.example.internal",
+                      root="/var/lib/airgap/apt-mirror/aptly/public", tls=tls)
+    result = _nginx_check(tmp_path, site)
+    assert result.returncode == 0, result.stderr
+    text = nginx.site_config(site)
+    assert "listen 127.0.0.12:8443" in text, "only the host's own address"
+    assert ("ssl_protocols TLSv1.2 TLSv1.3" in text) is tls
+    assert site.url == ("https" if tls else "http") + "://mirror.example.internal:8443"
+
+
+def test_nginx_install_checks_before_reloading():
+    site = nginx.Site(name="x", address="10.0.0.1", port=443, hostname="h", root="/srv/x", tls=True)
+    lines = nginx.install_lines(site, "CERT")
+    assert lines.index("nginx -t -q") < lines.index("systemctl reload nginx")
+    bash_parses(step_script(lines, sudo=False))
+    assert site.url == "https://h"
+
+
+def test_httpd_site_table():
+    text = rpm_mirror.httpd_site(name="airgap-rpm", address="10.0.0.2", port=8444, hostname="mirror", root="/srv/rpm/public",
+                                 tls=True, cert_path="/c.crt", key_path="/c.key")
+    assert text.startswith("Listen 10.0.0.2:8444\n")
+    assert "SSLEngine on" in text and "+Indexes" in text
+    bash_parses(step_script(rpm_mirror.httpd_install_lines(text, "airgap-rpm", True)))
+
+
+def test_client_files_table():
+    assert deb822("https://mirror:8443", APT_REPO) == (
+        "Types: deb\nURIs: https://mirror:8443/debian\nSuites: bookworm-updates\nComponents: main contrib\n"
+        "Architectures: amd64 arm64\nSigned-By: /etc/apt/keyrings/airgap-debian.asc\n")
+    text = repo_file("https://mirror:8444", RPM_REPO, True)
+    assert "gpgcheck=1\nrepo_gpgcheck=1\n" in text and "sslcacert=/etc/pki/airgap/mirror-ca.crt" in text
+    unsigned = repo_file("http://mirror", rpm_mirror.RpmRepo(**{**RPM_REPO.__dict__, "metadata_signed": False}), False)
+    assert "gpgcheck=1\nrepo_gpgcheck=0\n" in unsigned and "sslcacert" not in unsigned
+
+
+def test_client_lines_never_trust_blindly():
+    apt = mirror_clients.apt_lines(sources={"debian": deb822("https://m", APT_REPO)}, keys={"debian": "KEY"},
+                                   ca_pem="CA", hostname="m", move_aside=True)
+    assert "trusted=yes" not in apt and "[trusted" not in apt
+    assert 'Acquire::https::m::CaInfo' in apt
+    bash_parses(step_script(apt))
+    bash_parses(step_script(mirror_clients.apt_restore_lines(["debian"])))
+    yum = mirror_clients.yum_lines(repo_files={"r": "x"}, keys={"r": "K"}, ca_pem=None, move_aside=True,
+                                   key_dir="/etc/pki/rpm-gpg", ca_path="/etc/pki/airgap/ca.crt")
+    bash_parses(step_script(yum))
+    bash_parses(step_script(mirror_clients.yum_restore_lines(["r"], "/etc/pki/rpm-gpg")))
+
+
+def test_move_aside_is_reversible_and_idempotent(tmp_path):
+    """The move-aside and restore lines, run for real against a scratch /etc/apt tree."""
+    etc = tmp_path / "etc/apt"
+    (etc / "sources.list.d").mkdir(parents=True)
+    (etc / "sources.list").write_text("deb http://deb.debian.org/debian bookworm main\n")
+    (etc / "sources.list.d/other.sources").write_text("Types: deb\n")
+    (etc / "sources.list.d/airgap-debian.sources").write_text("ours\n")
+    lines = "\n".join(l for l in mirror_clients.apt_lines(
+        sources={}, keys={}, ca_pem=None, hostname="m", move_aside=True).splitlines() if "apt-get" not in l)
+    script = step_script(lines.replace("/etc/apt", str(etc)))
+    for _ in range(2):
+        subprocess.run(["sh", "-c", script], check=True)
+        assert sorted(p.name for p in (etc / "sources.list.d").iterdir()) == ["airgap-debian.sources", "airgap-moved"]
+    restore = step_script(mirror_clients.apt_restore_lines([]).replace("/etc/apt", str(etc)))
+    for _ in range(2):
+        subprocess.run(["sh", "-c", restore], check=True)
+    assert (etc / "sources.list").read_text().startswith("deb http://deb.debian.org")
+    assert (etc / "sources.list.d/other.sources").exists()
