@@ -96,7 +96,10 @@ class AptlyMirror(pulumi.ComponentResource):
             self.keys = self.public_key.apply(lambda key: {repo.name: key for repo in spec.repos})
         else:
             self.keys = pulumi.Output.from_input({repo.name: "".join(repo.keys) for repo in spec.repos})
-        self.reports = update.stdout.apply(parse_reports)
+        # The reports of the last update, whoever ran it: this run's update step, or the timer
+        # (read from the host at every run, preview included).
+        latest = remote.read(f"cat {q(spec.public + '/' + render.REPORTS)}/*.json 2>/dev/null || true", host)
+        self.reports = pulumi.Output.all(update.stdout, latest).apply(lambda texts: newest_reports(*texts))
         self.register_outputs({"baseUrl": self.base_url, "publicKey": self.public_key, "sources": self.sources,
                                "keys": self.keys,
                                "reports": self.reports})
@@ -128,3 +131,14 @@ def deb822(base_url: str, repo: render.AptRepo, signed_by: str = "/etc/apt/keyri
 
 def parse_reports(stdout: str) -> list:
     return [json.loads(line) for line in (stdout or "").splitlines() if line.strip().startswith("{")]
+
+
+def newest_reports(*texts: str) -> list:
+    """One report per repository, the newest of those given (reports carry their UTC time)."""
+    newest: dict[str, dict] = {}
+    for text in texts:
+        for report in parse_reports(text):
+            held = newest.get(report["repo"])
+            if held is None or report.get("time", "") >= held.get("time", ""):
+                newest[report["repo"]] = report
+    return [newest[name] for name in sorted(newest)]

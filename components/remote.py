@@ -157,6 +157,21 @@ def local_step(
     )
 
 
+def read(command: str, host: Host) -> pulumi.Output[str]:
+    """Run a read-only `command` on `host` at every program run (preview included) and return its
+    stdout: an invoke of the local OpenSSH client, host keys pinned, through the bastion if any."""
+    from .render.ssh_read import Hop, read_command
+
+    def hop(h: Host) -> Hop:
+        return Hop(h.address, h.port, h.user, h.host_key)
+
+    script = read_command(hop(host), command, hop(host.bastion) if host.bastion else None)
+    result = local.run_output(command=script, stdin=host.private_key, interpreter=["/bin/sh", "-c"],
+                              logging=local.Logging.STDERR)
+    # What is read is not secret; the key that read it is, and would otherwise taint it.
+    return pulumi.Output.unsecret(result.stdout)
+
+
 def copy(
     name: str,
     host: Host,

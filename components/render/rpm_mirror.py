@@ -117,7 +117,7 @@ sync_repo() {  # ID BASEURL KEYFILE RELEASEVER METASIGNED ARCH...
     status=updated
   fi
   python3 - "$id" "$status" "$current" "$(readlink -f "$ROOT/public/$id")" > "$REPORTS/.$id.json.new" <<'PY'
-import json, os, sys
+import datetime, json, os, sys
 repo, status, old, new = sys.argv[1:5]
 def rpms(tree):
     found = set()
@@ -126,7 +126,9 @@ def rpms(tree):
     return found
 before, after = rpms(old), rpms(new)
 print(json.dumps({"repo": repo, "status": status, "previous": os.path.basename(old), "current": os.path.basename(new),
-                  "added": sorted(after - before), "removed": sorted(before - after)}, sort_keys=True))
+                  "added": sorted(after - before), "removed": sorted(before - after),
+                  "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+                 sort_keys=True))
 PY
   mv -f "$REPORTS/.$id.json.new" "$REPORTS/$id.json"
   # keep the newest KEEP snapshots; the published one always stays

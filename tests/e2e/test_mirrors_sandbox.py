@@ -37,8 +37,8 @@ def mirrors_only(config, **apt_changes):
     return config
 
 
-def apply(config, work):
-    executor = Executor(local_dir=work)
+def apply(config, work, engine_state=None):
+    executor = Executor(local_dir=work, engine_state=engine_state)
     try:
         run = run_program(config, executor=executor)
     finally:
@@ -131,11 +131,14 @@ def test_the_wrong_key_is_refused(env):
 
 def test_a_new_upstream_version_reaches_the_client_with_a_report(env):
     mirror, client, upstream = env["mirror"], env["client"], env["upstream"]
+    env["engine"] = {}
+    run, _ = apply(env["config"], env["work"], env["engine"])   # `up` as the engine records it
+    assert run.error is None, run.error
     upstream.publish(1)
+    # the scheduled update: what the timer runs
     report = json.loads(mirror.ssh("/usr/local/sbin/airgap-apt-mirror-update").stdout)
     assert report["status"] == "updated"
-    assert {"package": "airgap-hello", "arch": "all", "from": "1.0", "to": "1.1"} in report["upgraded"] or \
-        any(a["package"] == "airgap-hello" and a["version"] == "1.1" for a in report["added"])
+    assert {"package": "airgap-hello", "arch": "all", "version": "1.1"} in report["added"]
     assert set(report["previous"]).isdisjoint(report["current"])
     snapshots = mirror.ssh(f"aptly -config=/etc/airgap/apt-mirror/aptly.conf snapshot list -raw").stdout.split()
     assert set(report["previous"]) <= set(snapshots), "the previous snapshot still exists"
@@ -147,6 +150,19 @@ def test_a_new_upstream_version_reaches_the_client_with_a_report(env):
     assert mirror.ssh(f"test -d {RPM_ROOT}/snapshots/upstream-rpm/{rpm_report['previous']} && echo kept").stdout.strip() == "kept"
     client.ssh(f"{DNF} --setopt=*.metadata_expire=0 upgrade airgap-data")
     assert rpm_version(client, "airgap-data") == "1.1"
+
+
+def test_the_next_up_exposes_what_the_scheduled_update_did(env):
+    """The update above ran as the timer runs it, outside `up`; the next `up` reports it."""
+    run, executor = apply(env["config"], env["work"], env["engine"])
+    assert run.error is None, run.error
+    assert "apt-mirror-update" not in [e.name for e in executor.log], "nothing changed: the step did not run"
+    report = {r["repo"]: r for r in run.exports["aptMirror"]["reports"]}["upstream-debian"]
+    assert report["status"] == "updated"
+    # upstream keeps 1.0 beside 1.1, so aptly reports 1.1 as added (an upgrade when 1.0 goes)
+    assert {"package": "airgap-hello", "arch": "all", "version": "1.1"} in report["added"]
+    rpm = {r["repo"]: r for r in run.exports["rpmMirror"]["reports"]}["upstream-rpm"]
+    assert "airgap-data-1.1-1.noarch.rpm" in rpm["added"]
 
 
 def test_nothing_new_upstream_changes_nothing(env):

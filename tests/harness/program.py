@@ -139,6 +139,11 @@ class ProviderMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", dict(args.inputs)
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "command:local:run":
+            if self.executor is None:
+                return {"stdout": "", "stderr": ""}
+            return self.executor.run("command:local:Command", "local-run", reveal(args.args) | {
+                "create": reveal(args.args).get("command", "")})
         return {}
 
 
