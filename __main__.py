@@ -4,9 +4,13 @@ import pulumi
 
 from components import remote, settings as stack_settings
 from components.apt_mirror import AptlyMirror, AptlyMirrorArgs
+from components.ck8s import Ck8sOverrides
+from components.file_server import FileServer, FileServerArgs
+from components.images import parse_image_ref
 from components.mirror_clients import MirrorClients, MirrorClientsArgs
 from components.pki import StackPki
 from components.registry import Registry, RegistryArgs
+from components.registry_clients import RegistryClients, RegistryClientsArgs
 from components.rpm_mirror import RepoSyncMirror, RepoSyncMirrorArgs
 
 settings = stack_settings.load()
@@ -25,6 +29,9 @@ if settings.registry is not None:
             pki=pki,
             tls_key=settings.secret(config.tls.key_secret) if config.tls.key_secret else None,
             salt_seed=f"{stack_settings.PROJECT}/{settings.stack}",
+            artifacts=(parse_image_ref(settings.trivy_db.db), parse_image_ref(settings.trivy_db.java_db))
+            if settings.trivy_db else (),
+            artifacts_layout=settings.trivy_db.oci_layout if settings.trivy_db else None,
         ),
     )
     pulumi.export("registryEndpoint", registry.endpoint)
@@ -71,6 +78,35 @@ if settings.mirror_clients:
             rpm=rpm_mirror,
         ),
     )
+
+if settings.registry_clients:
+    clients = RegistryClients(
+        "registry-clients",
+        RegistryClientsArgs(
+            clients=tuple((hosts[client.host], client) for client in settings.registry_clients),
+            endpoint=registry.endpoint,
+            ca_bundle=registry.ca_bundle,
+        ),
+        pulumi.ResourceOptions(depends_on=[registry]),
+    )
+    pulumi.export("containerdHostsToml", clients.hosts_toml)
+
+file_server = None
+if settings.file_server is not None:
+    config = settings.file_server
+    file_server = FileServer(
+        "file-server",
+        FileServerArgs(
+            host=hosts[config.host],
+            settings=config,
+            pki=pki,
+            tls_key=settings.secret(config.tls.key_secret) if config.tls.key_secret else None,
+        ),
+    )
+    pulumi.export("fileServer", {"baseUrl": file_server.base_url, "artifacts": file_server.artifacts})
+
+if settings.ck8s is not None:
+    pulumi.export("ck8sOverrides", Ck8sOverrides("ck8s", settings, file_server).files)
 
 if pki is not None:
     pulumi.export("caCertificate", pki.ca_cert_pem)

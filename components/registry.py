@@ -47,6 +47,10 @@ class RegistryArgs:
     """Private key PEM (a secret) when `settings.tls.mode` is `files`."""
     salt_seed: str = ""
     """Per-stack seed for htpasswd salts (see render/htpasswd.py)."""
+    artifacts: tuple[ImageRef, ...] = ()
+    """OCI artifacts (e.g. Trivy's databases) copied in from `artifacts_layout`, digests kept."""
+    artifacts_layout: str | None = None
+    """OCI layout on the admin machine that holds `artifacts`."""
 
 
 class Registry(pulumi.ComponentResource):
@@ -89,7 +93,7 @@ class Registry(pulumi.ComponentResource):
             )
             body = (render.install_package_runtime(spec) if settings.runtime == "package"
                     else render.install_docker_runtime(spec))
-            if settings.fill.oci_layout and settings.fill.runner == "host":
+            if (settings.fill.oci_layout or args.artifacts_layout) and settings.fill.runner == "host":
                 body += f"\ninstall -d -m 0755 {q(TRANSFER_DIR)}"  # CopyToRemote copies *into* it
             return step_script(body, sudo=host.sudo)
 
@@ -107,7 +111,7 @@ class Registry(pulumi.ComponentResource):
         self.endpoint = pulumi.Output.from_input(endpoint)
         self.ca_bundle = pulumi.Output.from_input(ca_pem)
         self.image_lock = pulumi.Output.from_input([])
-        if args.images:
+        if args.images or args.artifacts:
             fill = self._fill(name, args, endpoint, ca_pem, first_user, first_password, install)
             self.image_lock = fill.stdout.apply(lambda out: json.loads(out)["images"] if out else [])
             if settings.fill.lock_file:
@@ -139,17 +143,21 @@ class Registry(pulumi.ComponentResource):
         fill = args.settings.fill
         host = args.host
         depends: list[pulumi.Resource] = [install]
-        layout_dir = None
-        if fill.oci_layout:
-            layout_dir = fill.oci_layout
-            if fill.runner == "host":
-                depends.append(remote.copy(
-                    f"{name}-oci-layout", host, pulumi.FileArchive(fill.oci_layout), TRANSFER_DIR,
-                    parent=self, content_id=_file_digest(str(Path(fill.oci_layout) / "index.json")),
-                    depends_on=[install],
-                ))
-                layout_dir = f"{TRANSFER_DIR}/{Path(fill.oci_layout).name}"
+
+        def layout_on_runner(layout: str | None, suffix: str) -> str | None:
+            """Where the fill reads a layout: here (admin runner), or copied to the host."""
+            if layout is None or fill.runner == "admin":
+                return layout
+            depends.append(remote.copy(
+                f"{name}-{suffix}", host, pulumi.FileArchive(layout), TRANSFER_DIR, parent=self,
+                content_id=_file_digest(str(Path(layout) / "index.json")), depends_on=[install],
+            ))
+            return f"{TRANSFER_DIR}/{Path(layout).name}"
+
+        layout_dir = layout_on_runner(fill.oci_layout, "oci-layout")
+        artifacts_dir = layout_on_runner(args.artifacts_layout, "artifacts-layout")
         images = [fill_image(ref, fill.upstreams, layout_dir) for ref in args.images]
+        images += [fill_image(ref, {}, artifacts_dir) for ref in args.artifacts]
         plan = registry_fill.fill_plan(endpoint, images, parallel=fill.parallel, retries=fill.retries)
         auth = password.apply(lambda pw: registry_fill.auth_file(endpoint, user, pw))
         script = ca_pem.apply(lambda ca: step_script(registry_fill.fill_step(plan, ca), sudo=host.sudo and fill.runner == "host"))

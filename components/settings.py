@@ -420,6 +420,101 @@ class MirrorClientSettings:
     """Move the host's other sources/.repo files into an `airgap-moved` folder (restored on removal)."""
 
 
+def _artifact_path(value: str) -> str:
+    if (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9][A-Za-z0-9._+-]*)*", value)
+            or ".." in value.split("/") or value.startswith("airgap-") or value == "SHA256SUMS"):
+        raise ValueError(f"{value!r} is not an artifact path (relative, letters, digits, . _ + -, "
+                         "no '..', not SHA256SUMS or airgap-*)")
+    return value
+
+
+def _sha256(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ValueError("must be 64 lowercase hex digits (sha256sum's output)")
+    return value
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ArtifactSettings:
+    """One file the file server serves, verified by its sha256 on arrival."""
+
+    path: Annotated[str, AfterValidator(_artifact_path)]
+    """Where it is served, below the base URL (e.g. `falco/falco_rules.yaml`)."""
+    sha256: Annotated[str, AfterValidator(_sha256)]
+    url: RepoUrl | None = None
+    """Fetched by the file server host from here (a transfer zone or mirror it can reach) ..."""
+    file: Annotated[str, AfterValidator(_project_file)] | None = None
+    """... or copied from this file on the admin machine (carried across the gap)."""
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class FileServerSettings:
+    host: HostName
+    hostname: Annotated[str, AfterValidator(_dns_name)] | None = None
+    port: Port = 8445
+    tls: ServedTlsSettings = ServedTlsSettings()
+    storage_path: Annotated[str, AfterValidator(_data_path)] = "/var/lib/airgap/files"
+    artifacts: Annotated[tuple[ArtifactSettings, ...], MaxLen(1000)] = ()
+    purge: Annotated[bool, Strict()] = False
+
+
+DEFAULT_UPSTREAMS = ("docker.io", "gcr.io", "ghcr.io", "quay.io", "registry.k8s.io")
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class RegistryClientSettings:
+    """A node whose container runtime pulls from the private registry, trusting its CA."""
+
+    host: HostName
+    docker: Annotated[bool, Strict()] = False
+    """Docker: `certs.d/<registry>/ca.crt`; `daemon.json` merged, never overwritten."""
+    containerd: Annotated[bool, Strict()] = False
+    """containerd: `config_path` and a `hosts.toml` per upstream registry pointing at the private one."""
+    upstreams: tuple[Annotated[str, AfterValidator(_dns_name)], ...] = DEFAULT_UPSTREAMS
+    """Public registries containerd resolves through the private registry."""
+    insecure: Annotated[bool, Strict()] = False
+    """List the registry in Docker's insecure-registries. Only if you must."""
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class TrivyDbSettings:
+    """Trivy's vulnerability databases, carried across the gap as an OCI layout."""
+
+    oci_layout: Annotated[str, AfterValidator(_oci_layout)]
+    db: str = "ghcr.io/aquasecurity/trivy-db:2"
+    java_db: str = "ghcr.io/aquasecurity/trivy-java-db:1"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class Ck8sSettings:
+    """Compliant Kubernetes (air-gapped flavor) overrides rendered from the stack's outputs."""
+
+    output_dir: Annotated[str, AfterValidator(_project_output)] | None = None
+    """Write `common-config.yaml` and `sc-config.yaml` fragments here (relative to the project)."""
+    falco_driver: Literal["modern-bpf", "kmod"] = "modern-bpf"
+    """`modern-bpf` needs no driver download; `kmod` downloads modules from the file server."""
+    falco_driver_path: Annotated[str, AfterValidator(_artifact_path)] = "falco/driver"
+    """`kmod`: the file server path holding the driver modules."""
+    falco_indexes: tuple[Annotated[str, AfterValidator(_artifact_path)], ...] = ()
+    """File server paths of custom falcoctl indexes (empty: artifact install off)."""
+    opensearch_plugins: tuple[Annotated[str, AfterValidator(_artifact_path)], ...] = ()
+    """File server paths of OpenSearch plugin zips."""
+    dns_zone: Annotated[str, AfterValidator(_dns_name)] | None = None
+    """Internal DNS zone node-local-dns forwards to `dns_servers`."""
+    dns_servers: tuple[Annotated[str, AfterValidator(_address)], ...] = ()
+    alert_email: Annotated[str, AfterValidator(lambda v: _email(v))] | None = None
+    """Where Alertmanager sends alerts (through `smtp_smarthost`)."""
+    smtp_smarthost: str | None = None
+    """`host:port` of the internal mail relay."""
+    smtp_from: str | None = None
+
+
+def _email(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value
+
+
 # --- the settings object ------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -433,6 +528,10 @@ class Settings:
     apt_mirror: AptMirrorSettings | None = None
     rpm_mirror: RpmMirrorSettings | None = None
     mirror_clients: tuple[MirrorClientSettings, ...] = ()
+    file_server: FileServerSettings | None = None
+    registry_clients: tuple[RegistryClientSettings, ...] = ()
+    trivy_db: TrivyDbSettings | None = None
+    ck8s: Ck8sSettings | None = None
     secret_values: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     def secret(self, name: str) -> pulumi.Output[str]:
@@ -441,7 +540,7 @@ class Settings:
 
     def needs_stack_ca(self) -> bool:
         """Whether any service takes its certificate from the stack's own CA."""
-        served = [m.tls.mode for m in (self.apt_mirror, self.rpm_mirror) if m is not None]
+        served = [m.tls.mode for m in (self.apt_mirror, self.rpm_mirror, self.file_server) if m is not None]
         if self.registry is not None:
             served.append(self.registry.tls.mode)
         return "generate" in served
@@ -460,11 +559,15 @@ TOP_LEVEL = {
     "aptMirror": TypeAdapter(AptMirrorSettings | None),
     "rpmMirror": TypeAdapter(RpmMirrorSettings | None),
     "mirrorClients": TypeAdapter(tuple[MirrorClientSettings, ...]),
+    "fileServer": TypeAdapter(FileServerSettings | None),
+    "registryClients": TypeAdapter(tuple[RegistryClientSettings, ...]),
+    "trivyDb": TypeAdapter(TrivyDbSettings | None),
+    "ck8s": TypeAdapter(Ck8sSettings | None),
     "secrets": None,
 }
 # Components configured by one object: `{}` (their default in Pulumi.yaml) leaves them out.
-OPTIONAL_OBJECTS = ("registry", "aptMirror", "rpmMirror")
-LISTS = ("images", "mirrorClients")
+OPTIONAL_OBJECTS = ("registry", "aptMirror", "rpmMirror", "fileServer", "trivyDb", "ck8s")
+LISTS = ("images", "mirrorClients", "registryClients")
 
 
 def load(config: pulumi.Config | None = None) -> Settings:
@@ -524,6 +627,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
     if not failed:
         problems.extend(_cross_checks(hosts, registry, images, secrets_value))
         problems.extend(_mirror_checks(hosts, parsed, secrets_value))
+        problems.extend(_artifact_checks(hosts, parsed, secrets_value))
     if problems:
         raise SettingsError(problems)
     return Settings(
@@ -534,6 +638,10 @@ def load(config: pulumi.Config | None = None) -> Settings:
         apt_mirror=parsed.get("aptMirror"),
         rpm_mirror=parsed.get("rpmMirror"),
         mirror_clients=parsed.get("mirrorClients", ()),
+        file_server=parsed.get("fileServer"),
+        registry_clients=parsed.get("registryClients", ()),
+        trivy_db=parsed.get("trivyDb"),
+        ck8s=parsed.get("ck8s"),
         secret_values=dict(secrets_value),
     )
 
@@ -670,6 +778,82 @@ def _mirror_checks(hosts, parsed, secrets) -> list[str]:
         if not client.apt and not client.rpm:
             problems.append(f"{where}: set apt: true and/or rpm: true")
     return problems
+
+
+def _artifact_checks(hosts, parsed, secrets) -> list[str]:
+    problems: list[str] = []
+    files = parsed.get("fileServer")
+    if files is not None:
+        if files.host not in hosts:
+            problems.append(f"fileServer.host: no host named {files.host!r}; known: {', '.join(sorted(hosts)) or 'none'}")
+        problems.extend(_served_tls_checks("fileServer.tls", files.tls, secrets))
+        paths = [a.path for a in files.artifacts]
+        if len(set(paths)) != len(paths):
+            problems.append("fileServer.artifacts: paths must be unique")
+        for index, artifact in enumerate(files.artifacts):
+            where = f"fileServer.artifacts[{index}]"
+            if (artifact.url is None) == (artifact.file is None):
+                problems.append(f"{where}: give exactly one of url and file")
+            elif artifact.file is not None:
+                actual = _file_sha256(artifact.file)
+                if actual != artifact.sha256:
+                    problems.append(f"{where}.sha256: {artifact.file} has sha256 {actual}; the stack says {artifact.sha256}")
+        served = {(m.host, m.port) for m in (parsed.get("aptMirror"), parsed.get("rpmMirror")) if m is not None}
+        if (files.host, files.port) in served:
+            problems.append(f"fileServer.port: {files.port} is already a mirror's port on that host")
+    registry = parsed.get("registry")
+    seen: set[str] = set()
+    for index, client in enumerate(parsed.get("registryClients", ())):
+        where = f"registryClients[{index}]"
+        if client.host not in hosts:
+            problems.append(f"{where}.host: no host named {client.host!r}")
+        if client.host in seen:
+            problems.append(f"{where}.host: {client.host!r} is listed twice")
+        seen.add(client.host)
+        if registry is None:
+            problems.append(f"{where}: no registry is configured")
+        if not client.docker and not client.containerd:
+            problems.append(f"{where}: set docker: true and/or containerd: true")
+        for upstream in client.upstreams:
+            if "." not in upstream:
+                problems.append(f"{where}.upstreams: {upstream!r} is not a registry host (e.g. quay.io)")
+    trivy = parsed.get("trivyDb")
+    if trivy is not None:
+        if registry is None:
+            problems.append("trivyDb: needs a registry to hold the databases")
+        elif registry.fill.oci_layout and Path(registry.fill.oci_layout).name == Path(trivy.oci_layout).name:
+            problems.append("trivyDb.ociLayout: its directory name is registry.fill.ociLayout's; rename one "
+                            "(both are copied side by side to the registry host)")
+        for key, text in (("db", trivy.db), ("javaDb", trivy.java_db)):
+            try:
+                parse_image_ref(text)
+            except ImageRefError as error:
+                problems.append(f"trivyDb.{key}: {error}")
+    ck8s = parsed.get("ck8s")
+    if ck8s is not None:
+        if (ck8s.falco_indexes or ck8s.opensearch_plugins or ck8s.falco_driver == "kmod") and files is None:
+            problems.append("ck8s: falcoIndexes, opensearchPlugins and falcoDriver kmod are served by the fileServer; configure one")
+        elif files is not None:
+            known = {a.path for a in files.artifacts}
+            for key, paths in (("falcoIndexes", ck8s.falco_indexes), ("opensearchPlugins", ck8s.opensearch_plugins)):
+                for path in paths:
+                    if path not in known:
+                        problems.append(f"ck8s.{key}: {path!r} is not a fileServer artifact path")
+        if bool(ck8s.dns_zone) != bool(ck8s.dns_servers):
+            problems.append("ck8s.dnsZone: give the zone and dnsServers together")
+        if ck8s.alert_email and not ck8s.smtp_smarthost:
+            problems.append("ck8s.smtpSmarthost: required with alertEmail (host:port of the internal mail relay)")
+    return problems
+
+
+def _file_sha256(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _served_tls_checks(path: str, tls: ServedTlsSettings, secrets) -> list[str]:

@@ -402,12 +402,23 @@ class MetadataCache:
         os.replace(temporary, self.path)
 
 
+IMAGE_CONFIG_TYPES = (
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+)
+
+
 def describe(raw: bytes, load_config) -> dict:
-    """{"mediaType", "platforms"} of a manifest or index; `load_config(digest)` reads a config."""
+    """{"mediaType", "platforms"} of a manifest or index (an OCI artifact, such as a Trivy
+    database, gets its "artifactType" instead of platforms); `load_config(digest)` reads a config."""
     document = json.loads(raw)
     if "manifests" in document:
         names = [platform_name(entry.get("platform", {})) for entry in document["manifests"]]
         return {"mediaType": document.get("mediaType", ""), "platforms": sorted(names)}
+    config_type = document.get("config", {}).get("mediaType", "")
+    if config_type not in IMAGE_CONFIG_TYPES:
+        return {"mediaType": document.get("mediaType", ""), "platforms": [],
+                "artifactType": document.get("artifactType") or config_type}
     config = json.loads(load_config(document["config"]["digest"]))
     return {"mediaType": document.get("mediaType", ""), "platforms": [platform_name(config)]}
 

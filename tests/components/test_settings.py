@@ -111,6 +111,19 @@ CASES = [
     ("rpm-no-key", set_path("rpmMirror.repos.0.gpgKey", DELETE), "rpmMirror.repos[0].gpgKey", "unsigned"),
     ("rpm-server", set_path("rpmMirror.server", "lighttpd"), "rpmMirror.server", "'nginx' or 'httpd'"),
     ("client-unknown", set_path("mirrorClients.0.host", "ghost"), "mirrorClients[0].host", "no host named"),
+    ("artifact-dotdot", set_path("fileServer.artifacts.0.path", "../etc/passwd"), "fileServer.artifacts[0].path", "not an artifact path"),
+    ("artifact-absolute", set_path("fileServer.artifacts.0.path", "/etc/passwd"), "fileServer.artifacts[0].path", "not an artifact path"),
+    ("artifact-injection", set_path("fileServer.artifacts.0.path", "a;rm -rf x"), "fileServer.artifacts[0].path", "not an artifact path"),
+    ("artifact-index-name", set_path("fileServer.artifacts.0.path", "SHA256SUMS"), "fileServer.artifacts[0].path", "not an artifact path"),
+    ("artifact-sha", set_path("fileServer.artifacts.0.sha256", "abc"), "fileServer.artifacts[0].sha256", "64 lowercase hex"),
+    ("artifact-sha-wrong", set_path("fileServer.artifacts.0.sha256", "0" * 64), "fileServer.artifacts[0].sha256", "has sha256"),
+    ("artifact-both", set_path("fileServer.artifacts.3.file", "tests/data/artifacts/falco_rules.yaml"), "fileServer.artifacts[3]", "exactly one of url and file"),
+    ("artifact-url", set_path("fileServer.artifacts.3.url", "http://x/`id`"), "fileServer.artifacts[3].url", "characters"),
+    ("registry-client-none", set_path("registryClients.0", {"host": "client"}), "registryClients[0]", "docker: true"),
+    ("registry-client-upstream", set_path("registryClients.0.upstreams", ["localhost"]), "registryClients[0].upstreams", "not a registry host"),
+    ("trivy-layout", set_path("trivyDb.ociLayout", "/nonexistent"), "trivyDb.ociLayout", "not an OCI image layout"),
+    ("ck8s-plugin-unknown", set_path("ck8s.opensearchPlugins", ["opensearch/absent.zip"]), "ck8s.opensearchPlugins", "not a fileServer artifact"),
+    ("ck8s-email", set_path("ck8s.alertEmail", "ops; reboot"), "ck8s.alertEmail", "not an e-mail address"),
 ]
 
 

@@ -1,0 +1,131 @@
+"""Container runtimes on client nodes: trust the private registry through its CA, and (for
+containerd) resolve public registry names through it.
+
+- Docker: `/etc/docker/certs.d/<registry>/ca.crt`; `daemon.json` merged with python3 (keys
+  the stack does not own are kept); `insecure-registries` holds the registry only when the stack
+  allows it. Docker reloads (SIGHUP) only when daemon.json changed.
+- containerd: `/etc/containerd/certs.d/<upstream>/hosts.toml` for each public registry, each
+  sending pulls to `https://<private>/v2/<upstream>` (`override_path`: the private registry keeps
+  the source registry as a path prefix); its `server` is the private registry too, so a failed
+  pull never falls back to the internet. `config_path` comes from a drop-in imported by
+  config.toml; containerd restarts only when that changed.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .shell import put_file, q
+
+DOCKER_CERTS = "/etc/docker/certs.d"
+CONTAINERD_CERTS = "/etc/containerd/certs.d"
+CONTAINERD_DROPIN_DIR = "/etc/containerd/conf.d"
+CONTAINERD_DROPIN = f"{CONTAINERD_DROPIN_DIR}/airgap-registry.toml"
+
+
+def hosts_toml(upstream: str, endpoint: str, ca_path: str, path_prefix: str) -> str:
+    """containerd's hosts.toml for one public registry namespace."""
+    mirror = f"https://{endpoint}/v2/{path_prefix}"
+    return (
+        f"# {upstream} is pulled from the private registry only (airgap-infra).\n"
+        f'server = "https://{endpoint}"\n'
+        "\n"
+        f'[host."{mirror}"]\n'
+        '  capabilities = ["pull", "resolve"]\n'
+        f'  ca = "{ca_path}"\n'
+        "  override_path = true\n"
+    )
+
+
+def containerd_dropin() -> str:
+    return (
+        "version = 2\n"
+        '[plugins."io.containerd.grpc.v1.cri".registry]\n'
+        f'  config_path = "{CONTAINERD_CERTS}"\n'
+    )
+
+
+_MERGE_DAEMON_JSON = r'''python3 - "$@" <<'PY'
+import json, os, sys
+path, registry, insecure = sys.argv[1], sys.argv[2], sys.argv[3] == "yes"
+try:
+    with open(path) as handle:
+        config = json.load(handle)
+except FileNotFoundError:
+    config = {}
+if not isinstance(config, dict):
+    sys.exit(f"{path}: not a JSON object; fix it by hand first")
+listed = [r for r in config.get("insecure-registries", []) if r != registry]
+if insecure:
+    listed.append(registry)
+if listed:
+    config["insecure-registries"] = listed
+else:
+    config.pop("insecure-registries", None)
+text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+try:
+    same = open(path).read() == text
+except FileNotFoundError:
+    same = False
+if not same:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".airgap-new", "w") as handle:
+        handle.write(text)
+    os.replace(path + ".airgap-new", path)
+    print("changed")
+PY
+'''
+
+
+def docker_lines(endpoint: str, ca_pem: str, *, insecure: bool, daemon_json: str = "/etc/docker/daemon.json") -> str:
+    return "\n".join([
+        put_file(f"{DOCKER_CERTS}/{endpoint}/ca.crt", ca_pem, tag="docker-ca"),
+        "airgap_merge_daemon_json() {",
+        _MERGE_DAEMON_JSON.rstrip("\n"),
+        "}",
+        f"if [ \"$(airgap_merge_daemon_json {q(daemon_json)} {q(endpoint)} {'yes' if insecure else 'no'})\" = changed ]; then",
+        "  if systemctl is-active docker >/dev/null 2>&1; then systemctl reload docker; fi",
+        "fi",
+    ])
+
+
+def containerd_lines(endpoint: str, ca_pem: str, upstreams: tuple[str, ...], *, prefix_of) -> str:
+    """`prefix_of(upstream)` is the path element the private registry keeps for that registry."""
+    ca_path = f"{CONTAINERD_CERTS}/{endpoint}/ca.crt"
+    lines = [put_file(ca_path, ca_pem, tag="containerd-hosts")]
+    for upstream in upstreams:
+        lines.append(put_file(f"{CONTAINERD_CERTS}/{upstream}/hosts.toml",
+                              hosts_toml(upstream, endpoint, ca_path, prefix_of(upstream)), tag="containerd-hosts"))
+    lines += [
+        put_file(CONTAINERD_DROPIN, containerd_dropin(), tag="containerd-config"),
+        # config.toml imports the drop-in directory; added once, at the top (imports must precede tables)
+        "config=/etc/containerd/config.toml",
+        f"if [ ! -f \"$config\" ]; then printf 'version = 2\\nimports = [\"{CONTAINERD_DROPIN_DIR}/*.toml\"]\\n' > \"$config\"; CHANGED=\"$CHANGED containerd-config\"",
+        f"elif ! grep -q '{CONTAINERD_DROPIN_DIR}/\\*.toml' \"$config\"; then",
+        "  if grep -q '^imports *=' \"$config\"; then",
+        f"    sed -i 's#^imports *= *\\[#imports = [\"{CONTAINERD_DROPIN_DIR}/*.toml\", #' \"$config\"",
+        "  else",
+        f"    sed -i '1i imports = [\"{CONTAINERD_DROPIN_DIR}/*.toml\"]' \"$config\"",
+        "  fi",
+        "  CHANGED=\"$CHANGED containerd-config\"",
+        "fi",
+        "if airgap_changed containerd-config && systemctl is-active containerd >/dev/null 2>&1; then systemctl restart containerd; fi",
+    ]
+    return "\n".join(lines)
+
+
+def remove_lines(endpoint: str, upstreams: tuple[str, ...], *, docker: bool, containerd: bool) -> str:
+    lines = []
+    if docker:
+        lines.append(f"rm -rf {q(f'{DOCKER_CERTS}/{endpoint}')}")
+    if containerd:
+        lines.append(f"rm -rf {q(f'{CONTAINERD_CERTS}/{endpoint}')}")
+        for upstream in upstreams:
+            lines.append(f"rm -f {q(f'{CONTAINERD_CERTS}/{upstream}/hosts.toml')}")
+        lines.append(f"rm -f {q(CONTAINERD_DROPIN)}")
+    return "\n".join(lines) or "true"
+
+
+def daemon_json_example(endpoint: str, insecure: bool) -> str:
+    """What the merge writes into an empty daemon.json (for outputs and reviews)."""
+    return json.dumps({"insecure-registries": [endpoint]} if insecure else {}, indent=2, sort_keys=True)
