@@ -1,7 +1,8 @@
 """File server content: artifacts verified by sha256 on arrival, with a `SHA256SUMS` index.
 
 Each artifact comes from a URL the host can reach or from a file copied from the admin machine
-(staged under `.incoming/<sha256>`, content-addressed, never served: nginx hides dot-paths).
+(staged under `.incoming/<sha256>`, content-addressed, never served: nginx hides dot-paths;
+moved into place once verified).
 An artifact already in place with the right checksum is left alone; a new one is written to a
 temporary file beside its target and renamed into place only if its sha256 matches, so a
 mismatch fails the step and the previous file stays served.
@@ -27,7 +28,10 @@ class Artifact:
 
 _ARTIFACT_FUNCTION = r'''airgap_artifact() {  # ROOT PATH SHA256 URL STAGED
   local target="$1/$2" want=$3 url=$4 staged=$5 tmp got
-  if [ -f "$target" ] && [ "$(sha256sum "$target" | cut -d' ' -f1)" = "$want" ]; then return 0; fi
+  if [ -f "$target" ] && [ "$(sha256sum "$target" | cut -d' ' -f1)" = "$want" ]; then
+    if [ -n "$staged" ]; then rm -f "$staged"; fi   # a copy sent again is not needed
+    return 0
+  fi
   install -d -m 0755 "$(dirname "$target")"
   tmp=$(mktemp "$(dirname "$target")/.airgap-incoming.XXXXXX")
   if [ -n "$url" ]; then
@@ -35,9 +39,9 @@ _ARTIFACT_FUNCTION = r'''airgap_artifact() {  # ROOT PATH SHA256 URL STAGED
       rm -f "$tmp"; echo "file server: cannot fetch $url for $2" >&2; ARTIFACT_FAILED=yes; return 0
     fi
   elif [ -f "$staged" ]; then
-    rm -f "$tmp"; ln -f "$staged" "$tmp"      # a hard link: the staged copy costs no space
+    mv -f "$staged" "$tmp"   # same file system: no second copy; a served file is never written in place
   else
-    rm -f "$tmp"; echo "file server: $2 was not copied to the host ($staged missing)" >&2; ARTIFACT_FAILED=yes; return 0
+    rm -f "$tmp"; echo "file server: $2 is not on the host and was not copied again ($staged missing); re-run with the copy replaced" >&2; ARTIFACT_FAILED=yes; return 0
   fi
   got=$(sha256sum "$tmp" | cut -d' ' -f1)
   if [ "$got" != "$want" ]; then

@@ -30,8 +30,10 @@ DNF = ("HOME=/root/dnf-home dnf --assumeyes --quiet --disableplugin=local --inst
 def mirrors_only(config, **apt_changes):
     """The sandbox stack without the registry: this module is about the mirrors."""
     config = copy.deepcopy(config)
-    config.values["airgap-infra:registry"] = {}
+    for key in ("registry", "fileServer", "trivyDb", "ck8s"):
+        config.values[f"airgap-infra:{key}"] = {}
     config.values["airgap-infra:images"] = []
+    config.values["airgap-infra:registryClients"] = []
     for repo in config.values["airgap-infra:aptMirror"]["repos"]:
         repo.update(apt_changes)
     return config

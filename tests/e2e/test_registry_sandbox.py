@@ -55,9 +55,10 @@ def env(tmp_path_factory):
 def registry_only(config):
     """The sandbox stack without the mirrors: this module is about the registry."""
     config = copy.deepcopy(config)
-    for key in ("aptMirror", "rpmMirror"):
+    for key in ("aptMirror", "rpmMirror", "fileServer", "ck8s"):
         config.values[f"airgap-infra:{key}"] = {}
     config.values["airgap-infra:mirrorClients"] = []
+    config.values["airgap-infra:registryClients"] = []
     return config
 
 
@@ -97,7 +98,7 @@ def test_apply_succeeds_through_the_bastion(env):
 def test_every_image_has_its_source_digest_over_tls_with_auth(env):
     certs, auth = client_files(env)
     catalog = env["upstream"].catalog
-    lock = env["first"].exports["imageLock"]
+    lock = [e for e in env["first"].exports["imageLock"] if "aquasecurity" not in e["source"]]
     assert len(lock) == len(catalog.images)
     for image in catalog.images:
         entry = lock_entry(lock, image)
@@ -143,7 +144,7 @@ def test_tls_and_auth_are_enforced(env):
 def test_lock_file_is_written_on_the_admin_machine(env):
     written = json.loads((env["work"] / "out/sandbox/image-lock.json").read_text())
     assert written["images"] == env["first"].exports["imageLock"]
-    assert len(written["images"]) == len(env["config"].values["airgap-infra:images"])
+    assert len(written["images"]) == len(env["config"].values["airgap-infra:images"]) + 2  # + the Trivy databases
 
 
 def test_no_secret_is_left_on_the_host(env):
@@ -174,7 +175,7 @@ def test_second_apply_changes_nothing(env):
     assert second.error is None, second.error
     assert _host_state(host) == before, "a second apply restarted the registry or changed files"
     fill = next(entry for entry in executor.log if entry.name == "registry-fill")
-    count = len(env["config"].values["airgap-infra:images"])
+    count = len(env["config"].values["airgap-infra:images"]) + 2
     assert f"{count} of {count} images already present" in fill.stderr
     assert second.exports["imageLock"] == env["first"].exports["imageLock"]
 
@@ -260,3 +261,24 @@ def test_no_step_output_holds_a_secret(env):
             for line in value.splitlines():
                 if len(line) > 8:
                     assert line not in entry.stdout and line not in entry.stderr, entry.name
+
+
+def test_trivy_databases_are_in_the_registry_as_oci_artifacts(env):
+    """Carried across as an OCI layout; in the registry with Trivy's media types, digests kept."""
+    from tests.harness import trivy_artifacts
+
+    certs, auth = client_files(env)
+    layout = json.loads((Path(__file__).resolve().parents[1] / "data/trivy-layout/index.json").read_text())
+    expected = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in layout["manifests"]}
+    lock = {e["source"]: e for e in env["first"].exports["imageLock"]}
+    layer_types = {trivy_artifacts.DB_REF: trivy_artifacts.DB_LAYER_TYPE,
+                   trivy_artifacts.JAVA_DB_REF: trivy_artifacts.JAVA_DB_LAYER_TYPE}
+    for ref, digest in expected.items():
+        entry = lock[ref]
+        assert entry["digest"] == digest and entry["artifactType"] == trivy_artifacts.CONFIG_TYPE
+        result = skopeo_raw(env, entry["private"], certs=certs, auth=auth)
+        assert result.returncode == 0, result.stderr
+        manifest = json.loads(result.stdout)
+        assert digest == "sha256:" + hashlib.sha256(result.stdout).hexdigest()
+        assert manifest["config"]["mediaType"] == trivy_artifacts.CONFIG_TYPE
+        assert [layer["mediaType"] for layer in manifest["layers"]] == [layer_types[ref]]

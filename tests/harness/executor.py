@@ -198,4 +198,7 @@ def _sftp_makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
         try:
             sftp.stat(current)
         except FileNotFoundError:
-            sftp.mkdir(current)
+            try:
+                sftp.mkdir(current)
+            except OSError:
+                sftp.stat(current)  # a parallel copy made it first; anything else fails here
