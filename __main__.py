@@ -6,7 +6,9 @@ from components import remote, settings as stack_settings
 from components.apt_mirror import AptlyMirror, AptlyMirrorArgs
 from components.ck8s import Ck8sOverrides
 from components.file_server import FileServer, FileServerArgs
+from components.harbor import HarborInstall, HarborInstallArgs
 from components.images import parse_image_ref
+from components.mattermost import MattermostAirgapConfig, MattermostArgs, RegistryAccess
 from components.mirror_clients import MirrorClients, MirrorClientsArgs
 from components.pki import StackPki
 from components.registry import Registry, RegistryArgs
@@ -17,6 +19,7 @@ settings = stack_settings.load()
 hosts = remote.hosts_from(settings)
 pki = StackPki("pki", common_name=f"airgap-infra {settings.stack} CA") if settings.needs_stack_ca() else None
 
+registry = None
 if settings.registry is not None:
     config = settings.registry
     registry = Registry(
@@ -107,6 +110,49 @@ if settings.file_server is not None:
 
 if settings.ck8s is not None:
     pulumi.export("ck8sOverrides", Ck8sOverrides("ck8s", settings, file_server).files)
+
+harbor = None
+if settings.harbor is not None:
+    config = settings.harbor
+    harbor = HarborInstall(
+        "harbor",
+        HarborInstallArgs(
+            host=hosts[config.host],
+            settings=config,
+            images=settings.images,
+            admin_password=settings.secret(config.admin_password_secret),
+            database_password=settings.secret(config.database_password_secret),
+            robot_secret=settings.secret(config.robot_secret),
+            pki=pki,
+            tls_key=settings.secret(config.tls.key_secret) if config.tls.key_secret else None,
+            s3_secret_key=settings.secret(config.s3_secret_key_secret) if config.s3_secret_key_secret else None,
+        ),
+    )
+    pulumi.export("harbor", {"endpoint": harbor.endpoint, "caBundle": harbor.ca_bundle,
+                             "robotUsername": harbor.robot_username, "imageLock": harbor.image_lock})
+
+if settings.mattermost is not None:
+    config = settings.mattermost
+    if harbor is not None:  # Harbor, when there is one, serves the workloads through its pull robot
+        access = RegistryAccess(settings.harbor_endpoint(), harbor.robot_username, harbor.robot_secret)
+    else:
+        first = settings.registry.users[0]
+        access = RegistryAccess(settings.registry_endpoint(), first.name, settings.secret(first.password_secret))
+    mattermost = MattermostAirgapConfig(
+        "mattermost",
+        MattermostArgs(
+            settings=config,
+            registry=access,
+            database_url=settings.secret(config.database_secret),
+            s3_access_key=settings.secret(config.s3.access_key_secret) if config.s3 else None,
+            s3_secret_key=settings.secret(config.s3.secret_key_secret) if config.s3 else None,
+            kubeconfig=settings.secret(config.kubernetes.kubeconfig_secret) if config.kubernetes.kubeconfig_secret else None,
+            docker_host=hosts[config.docker_host] if config.docker_host else None,
+        ),
+        pulumi.ResourceOptions(depends_on=[r for r in (registry, harbor) if r is not None]),
+    )
+    pulumi.export("mattermost", {"image": mattermost.image, "environment": mattermost.environment,
+                                 "pullSecret": mattermost.pull_secret_name})
 
 if pki is not None:
     pulumi.export("caCertificate", pki.ca_cert_pem)

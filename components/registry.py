@@ -25,7 +25,7 @@ from .images import ImageRef
 from .pki import StackPki, service_tls
 from .render import htpasswd, registry as render, registry_fill
 from .render.shell import q, step_script
-from .settings import RegistrySettings
+from .settings import FillSettings, RegistrySettings
 
 TRANSFER_DIR = "/var/lib/airgap/transfer"
 FILL_VERSION = "fill-1"
@@ -112,7 +112,11 @@ class Registry(pulumi.ComponentResource):
         self.ca_bundle = pulumi.Output.from_input(ca_pem)
         self.image_lock = pulumi.Output.from_input([])
         if args.images or args.artifacts:
-            fill = self._fill(name, args, endpoint, ca_pem, first_user, first_password, install)
+            fill = fill_step(
+                name, self, host, endpoint, ca_pem, first_user, first_password, settings.fill,
+                images=args.images, artifacts=args.artifacts, artifacts_layout=args.artifacts_layout,
+                depends_on=[install],
+            )
             self.image_lock = fill.stdout.apply(lambda out: json.loads(out)["images"] if out else [])
             if settings.fill.lock_file:
                 lock_path = settings.fill.lock_file
@@ -139,33 +143,37 @@ class Registry(pulumi.ComponentResource):
         assert material is not None, "the registry always speaks TLS"
         return material.cert_pem, material.ca_pem, material.key_pem
 
-    def _fill(self, name, args: RegistryArgs, endpoint, ca_pem, user, password, install):
-        fill = args.settings.fill
-        host = args.host
-        depends: list[pulumi.Resource] = [install]
+def fill_step(name: str, parent: pulumi.Resource, host: remote.Host, endpoint: str, ca_pem: pulumi.Output[str],
+              user: str, password: pulumi.Output[str], fill: FillSettings, *, images: tuple[ImageRef, ...],
+              artifacts: tuple[ImageRef, ...] = (), artifacts_layout: str | None = None,
+              depends_on: list[pulumi.Resource]):
+    """The fill of a registry (Docker Distribution or Harbor): layouts copied to the host when the
+    fill runs there, then one step that copies, verifies and prints the lock."""
+    depends: list[pulumi.Resource] = list(depends_on)
 
-        def layout_on_runner(layout: str | None, suffix: str) -> str | None:
-            """Where the fill reads a layout: here (admin runner), or copied to the host."""
-            if layout is None or fill.runner == "admin":
-                return layout
-            depends.append(remote.copy(
-                f"{name}-{suffix}", host, pulumi.FileArchive(layout), TRANSFER_DIR, parent=self,
-                content_id=_file_digest(str(Path(layout) / "index.json")), depends_on=[install],
-            ))
-            return f"{TRANSFER_DIR}/{Path(layout).name}"
+    def layout_on_runner(layout: str | None, suffix: str) -> str | None:
+        """Where the fill reads a layout: here (admin runner), or copied to the host."""
+        if layout is None or fill.runner == "admin":
+            return layout
+        depends.append(remote.copy(
+            f"{name}-{suffix}", host, pulumi.FileArchive(layout), TRANSFER_DIR, parent=parent,
+            content_id=_file_digest(str(Path(layout) / "index.json")), depends_on=list(depends_on),
+        ))
+        return f"{TRANSFER_DIR}/{Path(layout).name}"
 
-        layout_dir = layout_on_runner(fill.oci_layout, "oci-layout")
-        artifacts_dir = layout_on_runner(args.artifacts_layout, "artifacts-layout")
-        images = [fill_image(ref, fill.upstreams, layout_dir) for ref in args.images]
-        images += [fill_image(ref, {}, artifacts_dir) for ref in args.artifacts]
-        plan = registry_fill.fill_plan(endpoint, images, parallel=fill.parallel, retries=fill.retries)
-        auth = password.apply(lambda pw: registry_fill.auth_file(endpoint, user, pw))
-        script = ca_pem.apply(lambda ca: step_script(registry_fill.fill_step(plan, ca), sudo=host.sudo and fill.runner == "host"))
-        if fill.runner == "admin":
-            return remote.local_step(f"{name}-fill", script, parent=self, secrets=[auth],
-                                     versions=[FILL_VERSION], depends_on=depends, log_stdout=False)
-        return remote.step(f"{name}-fill", host, script, parent=self, secrets=[auth],
-                           versions=[FILL_VERSION], depends_on=depends, log_stdout=False)
+    layout_dir = layout_on_runner(fill.oci_layout, "oci-layout")
+    artifacts_dir = layout_on_runner(artifacts_layout, "artifacts-layout")
+    plan_images = [fill_image(ref, fill.upstreams, layout_dir) for ref in images]
+    plan_images += [fill_image(ref, {}, artifacts_dir) for ref in artifacts]
+    plan = registry_fill.fill_plan(endpoint, plan_images, parallel=fill.parallel, retries=fill.retries)
+    auth = password.apply(lambda pw: registry_fill.auth_file(endpoint, user, pw))
+    script = ca_pem.apply(lambda ca: step_script(registry_fill.fill_step(plan, ca),
+                                                 sudo=host.sudo and fill.runner == "host"))
+    if fill.runner == "admin":
+        return remote.local_step(f"{name}-fill", script, parent=parent, secrets=[auth],
+                                 versions=[FILL_VERSION], depends_on=depends, log_stdout=False)
+    return remote.step(f"{name}-fill", host, script, parent=parent, secrets=[auth],
+                       versions=[FILL_VERSION], depends_on=depends, log_stdout=False)
 
 
 def fill_image(ref: ImageRef, upstreams: Mapping[str, str], layout_dir: str | None) -> registry_fill.FillImage:

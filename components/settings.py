@@ -515,6 +515,93 @@ def _email(value: str) -> str:
     return value
 
 
+def _k8s_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
+        raise ValueError(f"{value!r} is not a Kubernetes name (lowercase letters, digits, '-')")
+    return value
+
+
+def _k8s_version(value: str) -> str:
+    if not re.fullmatch(r"1\.\d{2}\.\d+", value):
+        raise ValueError(f"{value!r} is not a Kubernetes version like 1.30.0")
+    return value
+
+
+def _harbor_archive(value: str) -> str:
+    path = _project_file(value)
+    if not re.fullmatch(r"harbor-offline-installer-v\d+\.\d+\.\d+\.tgz", Path(path).name):
+        raise ValueError(f"{value!r} is not named like Harbor's offline installer (harbor-offline-installer-vX.Y.Z.tgz)")
+    return path
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class HarborSettings:
+    """Harbor from its offline installer (instead of, or beside, Docker Distribution)."""
+
+    host: HostName
+    installer: Annotated[str, AfterValidator(_harbor_archive)]
+    """The offline installer archive, carried across the gap."""
+    installer_sha256: Annotated[str, AfterValidator(_sha256)]
+    hostname: Annotated[str, AfterValidator(_dns_name)] | None = None
+    port: Port = 443
+    tls: TlsSettings = TlsSettings()
+    data_volume: Annotated[str, AfterValidator(_data_path)] = "/data/harbor"
+    admin_password_secret: SecretName = "harborAdminPassword"
+    database_password_secret: SecretName = "harborDatabasePassword"
+    robot_name: Annotated[str, AfterValidator(_registry_user)] = "airgap-pull"
+    robot_secret: SecretName = "harborRobotSecret"
+    """The robot account's secret: clients pull with it (it becomes the pull secret)."""
+    s3: Mapping[str, str | int | bool] = Field(default_factory=dict)
+    """External storage: distribution s3 driver parameters (bucket, region, regionendpoint, …)."""
+    s3_secret_key_secret: SecretName | None = None
+    fill: FillSettings | None = FillSettings()
+    """Copy the stack's images into Harbor (one project per source registry, plus `library`);
+    null leaves Harbor empty."""
+    purge: Annotated[bool, Strict()] = False
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class MattermostS3Settings:
+    endpoint: str
+    bucket: str
+    region: str = ""
+    ssl: Annotated[bool, Strict()] = True
+    access_key_secret: SecretName = "mattermostS3AccessKey"
+    secret_key_secret: SecretName = "mattermostS3SecretKey"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class MattermostKubernetesSettings:
+    namespace: Annotated[str, AfterValidator(_k8s_name)] = "mattermost"
+    mode: Literal["helm", "operator"] = "helm"
+    chart_archive: Annotated[str, AfterValidator(_project_file)] | None = None
+    """`helm` mode: the mattermost-team-edition or -enterprise-edition chart .tgz, carried across."""
+    kubernetes_version: Annotated[str, AfterValidator(_k8s_version)] = "1.30.0"
+    """Cluster version the objects are validated against."""
+    replicas: Annotated[int, Strict(), Ge(1), Le(20)] = 1
+    kubeconfig_secret: SecretName | None = None
+    """Entry of `secrets` holding the kubeconfig; without it the admin machine's current context."""
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class MattermostSettings:
+    target: Literal["kubernetes", "docker"]
+    image: str
+    """A Mattermost image listed in `images` (it is pulled from the private registry)."""
+    site_url: Annotated[str, AfterValidator(_repo_url)]
+    database_secret: SecretName = "mattermostDatabaseUrl"
+    """PostgreSQL connection string (postgres://user:pass@host:5432/db?sslmode=…), a secret."""
+    file_storage: Literal["s3", "local"] = "s3"
+    local_path: Annotated[str, AfterValidator(_absolute_path)] = "/mattermost/data"
+    s3: MattermostS3Settings | None = None
+    kubernetes: MattermostKubernetesSettings = MattermostKubernetesSettings()
+    docker_host: HostName | None = None
+    """`docker` target: the host whose Docker runs the container (reached over SSH)."""
+    port: Port = 8065
+    overrides: Mapping[str, str | int | bool] = Field(default_factory=dict)
+    """Explicit values for air-gap settings (reported by the policy pack)."""
+
+
 # --- the settings object ------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -532,6 +619,8 @@ class Settings:
     registry_clients: tuple[RegistryClientSettings, ...] = ()
     trivy_db: TrivyDbSettings | None = None
     ck8s: Ck8sSettings | None = None
+    harbor: HarborSettings | None = None
+    mattermost: MattermostSettings | None = None
     secret_values: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     def secret(self, name: str) -> pulumi.Output[str]:
@@ -540,10 +629,14 @@ class Settings:
 
     def needs_stack_ca(self) -> bool:
         """Whether any service takes its certificate from the stack's own CA."""
-        served = [m.tls.mode for m in (self.apt_mirror, self.rpm_mirror, self.file_server) if m is not None]
-        if self.registry is not None:
-            served.append(self.registry.tls.mode)
+        served = [m.tls.mode for m in (self.apt_mirror, self.rpm_mirror, self.file_server, self.harbor,
+                                       self.registry) if m is not None]
         return "generate" in served
+
+    def harbor_endpoint(self) -> str:
+        assert self.harbor is not None
+        host = self.harbor.hostname or self.hosts[self.harbor.host].address
+        return host if self.harbor.port == 443 else f"{host}:{self.harbor.port}"
 
     def registry_endpoint(self) -> str:
         """`hostname:port` clients use for the private registry."""
@@ -563,10 +656,12 @@ TOP_LEVEL = {
     "registryClients": TypeAdapter(tuple[RegistryClientSettings, ...]),
     "trivyDb": TypeAdapter(TrivyDbSettings | None),
     "ck8s": TypeAdapter(Ck8sSettings | None),
+    "harbor": TypeAdapter(HarborSettings | None),
+    "mattermost": TypeAdapter(MattermostSettings | None),
     "secrets": None,
 }
 # Components configured by one object: `{}` (their default in Pulumi.yaml) leaves them out.
-OPTIONAL_OBJECTS = ("registry", "aptMirror", "rpmMirror", "fileServer", "trivyDb", "ck8s")
+OPTIONAL_OBJECTS = ("registry", "aptMirror", "rpmMirror", "fileServer", "trivyDb", "ck8s", "harbor", "mattermost")
 LISTS = ("images", "mirrorClients", "registryClients")
 
 
@@ -628,6 +723,7 @@ def load(config: pulumi.Config | None = None) -> Settings:
         problems.extend(_cross_checks(hosts, registry, images, secrets_value))
         problems.extend(_mirror_checks(hosts, parsed, secrets_value))
         problems.extend(_artifact_checks(hosts, parsed, secrets_value))
+        problems.extend(_application_checks(hosts, parsed, secrets_value, images))
     if problems:
         raise SettingsError(problems)
     return Settings(
@@ -642,6 +738,8 @@ def load(config: pulumi.Config | None = None) -> Settings:
         registry_clients=parsed.get("registryClients", ()),
         trivy_db=parsed.get("trivyDb"),
         ck8s=parsed.get("ck8s"),
+        harbor=parsed.get("harbor"),
+        mattermost=parsed.get("mattermost"),
         secret_values=dict(secrets_value),
     )
 
@@ -843,6 +941,61 @@ def _artifact_checks(hosts, parsed, secrets) -> list[str]:
             problems.append("ck8s.dnsZone: give the zone and dnsServers together")
         if ck8s.alert_email and not ck8s.smtp_smarthost:
             problems.append("ck8s.smtpSmarthost: required with alertEmail (host:port of the internal mail relay)")
+    return problems
+
+
+def _application_checks(hosts, parsed, secrets, images) -> list[str]:
+    problems: list[str] = []
+
+    def need(path: str, name: str | None) -> None:
+        if name is not None and name not in secrets:
+            problems.append(f"{path}: secret {name!r} is not set; run `pulumi config set --secret --path secrets.{name} …`")
+
+    harbor = parsed.get("harbor")
+    if harbor is not None:
+        if harbor.host not in hosts:
+            problems.append(f"harbor.host: no host named {harbor.host!r}")
+        actual = _file_sha256(harbor.installer)
+        if actual != harbor.installer_sha256:
+            problems.append(f"harbor.installerSha256: {harbor.installer} has sha256 {actual}; the stack says {harbor.installer_sha256}")
+        for key in ("admin_password_secret", "database_password_secret", "robot_secret", "s3_secret_key_secret"):
+            need(f"harbor.{to_camel(key)}", getattr(harbor, key))
+        if harbor.tls.mode == "files":
+            if harbor.tls.cert_file is None or harbor.tls.key_secret is None:
+                problems.append("harbor.tls: mode files needs certFile and keySecret")
+            need("harbor.tls.keySecret", harbor.tls.key_secret)
+        registry = parsed.get("registry")
+        if registry is not None and registry.host == harbor.host and registry.port == harbor.port:
+            problems.append("harbor.port: the registry already listens there on that host")
+    mattermost = parsed.get("mattermost")
+    if mattermost is not None:
+        try:
+            image = parse_image_ref(mattermost.image)
+        except ImageRefError as error:
+            problems.append(f"mattermost.image: {error}")
+        else:
+            if image not in images:
+                problems.append(f"mattermost.image: {mattermost.image!r} is not in `images`; list it so it is in the private registry")
+        if parsed.get("registry") is None and harbor is None:
+            problems.append("mattermost: needs a registry or harbor to pull its image from")
+        need("mattermost.databaseSecret", mattermost.database_secret)
+        if mattermost.file_storage == "s3":
+            if mattermost.s3 is None:
+                problems.append("mattermost.s3: required with fileStorage: s3 (endpoint and bucket of the internal object store)")
+            else:
+                need("mattermost.s3.accessKeySecret", mattermost.s3.access_key_secret)
+                need("mattermost.s3.secretKeySecret", mattermost.s3.secret_key_secret)
+        if mattermost.target == "docker":
+            if mattermost.docker_host is None:
+                problems.append("mattermost.dockerHost: required with target: docker")
+            elif mattermost.docker_host not in hosts:
+                problems.append(f"mattermost.dockerHost: no host named {mattermost.docker_host!r}")
+        elif mattermost.kubernetes.mode == "helm" and mattermost.kubernetes.chart_archive is None:
+            problems.append("mattermost.kubernetes.chartArchive: required in helm mode (the chart .tgz carried across)")
+        from .render.mattermost import AIRGAP_KEYS  # noqa: PLC0415 - a table, not configuration
+        for key in mattermost.overrides:
+            if key not in AIRGAP_KEYS:
+                problems.append(f"mattermost.overrides: {key!r} is not an air-gap setting; overridable: {', '.join(sorted(AIRGAP_KEYS))}")
     return problems
 
 

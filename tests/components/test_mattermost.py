@@ -1,0 +1,178 @@
+"""MattermostAirgapConfig under the mock runtime, for the kubernetes (operator and Helm) and docker
+targets: the pull secret, the images, the air-gap settings, secrets kept out of plain inputs,
+and the Kubernetes objects validated against Kubernetes' published schemas."""
+
+import base64
+import copy
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from components.render import mattermost as render
+from tests.harness.program import is_secret, plain_parts, reveal, run_program
+from tests.harness.stackfile import load_stack
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def mattermost_keys() -> set[str]:
+    """Real config paths of Mattermost's config model (the file names its source)."""
+    return {line.strip() for line in (DATA / "mattermost_config_keys.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
+
+
+def test_every_air_gap_key_and_env_name_is_real():
+    keys = mattermost_keys()
+    assert len(keys) > 400
+    for setting in render.AIRGAP_SETTINGS:
+        assert setting.key in keys, f"{setting.key} is not in Mattermost's config model"
+        section, field = setting.key.split(".")
+        assert setting.env == f"MM_{section.upper()}_{field.upper()}"
+        assert setting.why
+    for required in ("EmailSettings.SendPushNotifications", "EmailSettings.PushNotificationServer",
+                     "ServiceSettings.EnableLinkPreviews", "PluginSettings.EnableMarketplace",
+                     "PluginSettings.EnableRemoteMarketplace", "PluginSettings.AutomaticPrepackagedPlugins",
+                     "LogSettings.EnableDiagnostics", "ServiceSettings.EnableSecurityFixAlert",
+                     "AnnouncementSettings.AdminNoticesEnabled", "AnnouncementSettings.UserNoticesEnabled",
+                     "ServiceSettings.EnableGifPicker", "ImageProxySettings.Enable"):
+        assert required in render.AIRGAP_KEYS
+
+
+def test_file_storage_keys_are_real():
+    keys = mattermost_keys()
+    for kind in ("local", "s3"):
+        for env in render.file_storage_env(kind=kind, s3_endpoint="e", s3_bucket="b"):
+            assert any(render.env_name(k) == env for k in keys), env
+
+
+def chart_archive(tmp_path: Path) -> Path:
+    """A chart archive shaped like mattermost-enterprise-edition's (only what Helm reads)."""
+    path = tmp_path / "mattermost-enterprise-edition-2.6.60.tgz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in (("mattermost-enterprise-edition/Chart.yaml",
+                            "apiVersion: v2\nname: mattermost-enterprise-edition\nversion: 2.6.60\n"),
+                           ("mattermost-enterprise-edition/values.yaml", "image: {}\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return path
+
+
+@pytest.fixture(scope="module", params=["operator", "helm", "docker"])
+def target(request, tmp_path_factory):
+    config = load_stack("dev" if request.param != "docker" else "prod")
+    if request.param == "helm":
+        config = copy.deepcopy(config)
+        kube = config.values["airgap-infra:mattermost"]["kubernetes"]
+        kube["mode"] = "helm"
+        kube["chartArchive"] = str(chart_archive(tmp_path_factory.mktemp("chart")))
+    return request.param, config, run_program(config).raise_error()
+
+
+def secret_values(config) -> list[str]:
+    return [v for v in config.values["airgap-infra:secrets"].values()]
+
+
+def env_of(kind: str, run) -> dict[str, object]:
+    if kind == "docker":
+        container = next(r for r in run.records if r.type == "docker:index/container:Container")
+        assert is_secret(container.inputs["envs"]), "the container's environment carries secrets"
+        return dict(item.split("=", 1) for item in reveal(container.inputs["envs"]))
+    if kind == "helm":
+        release = next(r for r in run.records if r.type == "kubernetes:helm.sh/v3:Release")
+        env = reveal(release.inputs["values"])["extraEnvVars"]
+    else:
+        resource = next(r for r in run.records if r.type.endswith(":Mattermost"))
+        env = reveal(resource.inputs["spec"])["mattermostEnv"]
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in env}
+
+
+def test_every_air_gap_setting_is_present_with_its_value(target):
+    kind, _, run = target
+    env = env_of(kind, run)
+    for setting in render.AIRGAP_SETTINGS:
+        assert env[setting.env] == setting.env_value, setting.key
+    assert run.exports["mattermost"]["environment"][render.env_name("ServiceSettings.EnableLinkPreviews")] == "false"
+
+
+def test_the_database_and_storage_secrets_stay_secret(target):
+    kind, config, run = target
+    plain = json.dumps([plain_parts(r.inputs) for r in run.records], default=str) + json.dumps(run.exports, default=str)
+    for secret in secret_values(config):
+        for line in secret.splitlines():
+            if len(line) > 8:
+                assert line not in plain
+    env = env_of(kind, run)
+    if kind != "docker":
+        assert env[render.env_name("SqlSettings.DataSource")] == {
+            "secretKeyRef": {"name": "mattermost-airgap-env", "key": render.env_name("SqlSettings.DataSource")}}
+
+
+def test_every_image_comes_from_the_private_registry(target):
+    kind, config, run = target
+    endpoint = run.exports["registryEndpoint"]
+    image = run.exports["mattermost"]["image"]
+    assert image.startswith(f"{endpoint}/docker.io/mattermost/")
+    if kind == "helm":
+        values = reveal(next(r for r in run.records if r.type == "kubernetes:helm.sh/v3:Release").inputs["values"])
+        assert f"{values['image']['repository']}:{values['image']['tag']}" == image
+        assert values["imagePullSecrets"] == [{"name": "airgap-registry-pull"}]
+    elif kind == "operator":
+        spec = reveal(next(r for r in run.records if r.type.endswith(":Mattermost")).inputs["spec"])
+        assert f"{spec['image']}:{spec['version']}" == image
+    else:
+        pulled = next(r for r in run.records if r.type == "docker:index/remoteImage:RemoteImage")
+        assert pulled.inputs["name"] == image
+        provider = next(r for r in run.records if r.type == "pulumi:providers:docker")
+        assert "StrictHostKeyChecking=yes" in provider.inputs["sshOpts"]
+
+
+def test_the_pull_secret_decodes_to_the_registry_and_its_credentials(target):
+    kind, config, run = target
+    if kind == "docker":
+        provider = next(r for r in run.records if r.type == "pulumi:providers:docker")
+        auth = json.loads(reveal(provider.inputs["registryAuth"]))[0] if isinstance(
+            reveal(provider.inputs["registryAuth"]), str) else reveal(provider.inputs["registryAuth"])[0]
+        assert auth["address"] == run.exports["registryEndpoint"]
+        return
+    secret = next(r for r in run.records if r.name == "mattermost-pull-secret")
+    assert secret.inputs["type"] == "kubernetes.io/dockerconfigjson"
+    data = secret.inputs["data"]
+    assert is_secret(data) or is_secret(data[".dockerconfigjson"]), "the credentials travel as a secret"
+    document = json.loads(base64.b64decode(reveal(secret.inputs["data"])[".dockerconfigjson"]))
+    endpoint = run.exports["registryEndpoint"]
+    entry = document["auths"][endpoint]
+    password = config.values["airgap-infra:secrets"]["registryPassword"]
+    assert (entry["username"], entry["password"]) == ("airgap", password)
+    assert base64.b64decode(entry["auth"]).decode() == f"airgap:{password}"
+
+
+def test_kubernetes_objects_validate_against_the_published_schemas(target):
+    kind, config, run = target
+    if kind == "docker":
+        pytest.skip("no Kubernetes objects for the docker target")
+    version = config.values["airgap-infra:mattermost"]["kubernetes"]["kubernetesVersion"]
+    checked = 0
+    for record in run.records:
+        if record.type in ("kubernetes:core/v1:Namespace", "kubernetes:core/v1:Secret"):
+            obj = {k: v for k, v in reveal(record.inputs).items()}
+            obj.setdefault("apiVersion", "v1")
+            obj.setdefault("kind", record.type.rsplit(":", 1)[1])
+            kubernetes_validate.validate(obj, version, strict=True)
+            checked += 1
+    assert checked == 3
+
+
+def test_an_override_of_an_air_gap_setting_must_be_explicit():
+    config = copy.deepcopy(load_stack("dev"))
+    config.values["airgap-infra:mattermost"]["overrides"] = {"ServiceSettings.EnableLinkPreviews": True}
+    run = run_program(config).raise_error()
+    env = run.exports["mattermost"]["environment"]
+    assert env["MM_SERVICESETTINGS_ENABLELINKPREVIEWS"] == "true"
+    config.values["airgap-infra:mattermost"]["overrides"] = {"ServiceSettings.SiteURL": "x"}
+    refused = run_program(config)
+    assert "mattermost.overrides" in str(refused.error)
