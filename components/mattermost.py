@@ -7,7 +7,8 @@ Targets:
   a Helm release of the chart carried across the gap (values: the private image, the pull
   secret, the `MM_*` environment) or the Mattermost operator's `Mattermost` resource;
 - `docker`: a container on a host, through pulumi-docker over SSH (the admin machine's ssh-agent
-  holds the key; the host key is pinned by a known_hosts file the stack writes).
+  holds the key; the host key is pinned by a known_hosts file the stack writes); its secrets go
+  in as the container's config file, not its environment.
 """
 
 from __future__ import annotations
@@ -161,8 +162,10 @@ class MattermostAirgapConfig(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[pinned]))
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         pulled = docker.RemoteImage(f"{name}-image", name=image, keep_locally=True, opts=child)
-        envs = pulumi.Output.all(*(pulumi.Output.secret(v) for v in secret_env.values())).apply(
-            lambda values: [f"{k}={v}" for k, v in env.items()] + [f"{k}={v}" for k, v in zip(secret_env, values)])
+        # Secrets go into the container as its config file (Mattermost fills in every default on
+        # start; the environment wins for the rest), never into its environment.
+        config = pulumi.Output.all(*secret_env.values()).apply(
+            lambda values: json.dumps(config_file_fragment(dict(zip(secret_env, values))), indent=2, sort_keys=True))
         volumes = []
         if args.settings.file_storage == "local":
             volumes.append(docker.ContainerVolumeArgs(host_path="/srv/mattermost/data",
@@ -171,11 +174,22 @@ class MattermostAirgapConfig(pulumi.ComponentResource):
             f"{name}-container",
             name="mattermost",
             image=pulled.image_id,
-            envs=pulumi.Output.secret(envs),
+            envs=[f"{key}={value}" for key, value in env.items()] + ["MM_CONFIG=/mattermost/config/config.json"],
+            uploads=[docker.ContainerUploadArgs(file="/mattermost/config/config.json",
+                                                content=pulumi.Output.secret(config))],
             ports=[docker.ContainerPortArgs(internal=8065, external=args.settings.port, ip=host.address)],
             restart="always",
             volumes=volumes,
             opts=child)
+
+
+def config_file_fragment(secret_env: dict[str, str]) -> dict:
+    """Mattermost config.json holding the settings given as `MM_SECTION_FIELD` names."""
+    config: dict = {}
+    for key, value in secret_env.items():
+        section, field = render.key_of(key)
+        config.setdefault(section, {})[field] = value
+    return config
 
 
 def dockerconfigjson(endpoint: str, username: str, password: str) -> str:

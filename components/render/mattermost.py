@@ -37,6 +37,19 @@ def env_name(key: str) -> str:
     return "MM_" + key.upper().replace(".", "_")
 
 
+# The config paths whose values are secrets, as their environment names map back to them.
+SECRET_KEYS = ("SqlSettings.DataSource", "FileSettings.AmazonS3AccessKeyId", "FileSettings.AmazonS3SecretAccessKey")
+
+
+def key_of(env: str) -> tuple[str, str]:
+    """`MM_SQLSETTINGS_DATASOURCE` → ("SqlSettings", "DataSource"), for the keys the stack writes."""
+    for key in SECRET_KEYS:
+        if env_name(key) == env:
+            section, field = key.split(".")
+            return section, field
+    raise KeyError(env)
+
+
 AIRGAP_SETTINGS: tuple[AirgapSetting, ...] = (
     AirgapSetting("EmailSettings.SendPushNotifications", False, "the push proxy is on the internet; no push notifications"),
     AirgapSetting("EmailSettings.PushNotificationServer", "", "no push proxy URL (new installs default to push-test.mattermost.com)"),
@@ -64,6 +77,7 @@ AIRGAP_SETTINGS: tuple[AirgapSetting, ...] = (
     AirgapSetting("NativeAppSettings.IosAppDownloadLink", "", "points to the App Store"),
 )
 AIRGAP_KEYS = {setting.key for setting in AIRGAP_SETTINGS}
+OVERRIDES_ENV = "AIRGAP_INFRA_OVERRIDES"
 
 
 def environment(*, site_url: str, database_env: str, file_storage: Mapping[str, str],
@@ -73,6 +87,9 @@ def environment(*, site_url: str, database_env: str, file_storage: Mapping[str, 
     env = {setting.env: setting.env_value for setting in AIRGAP_SETTINGS}
     for key, value in overrides.items():
         env[env_name(key)] = AirgapSetting(key, value, "override").env_value
+    if overrides:
+        # Ignored by Mattermost; tells the policy pack these values were overridden on purpose.
+        env[OVERRIDES_ENV] = json.dumps(sorted(env_name(key) for key in overrides))
     env[env_name("ServiceSettings.SiteURL")] = site_url
     env[env_name("SqlSettings.DriverName")] = "postgres"
     env.update(file_storage)

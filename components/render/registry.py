@@ -74,7 +74,6 @@ def registry_unit(config_path: str = f"{CONFIG_DIR}/config.yml") -> str:
     """systemd unit for the package runtime."""
     return f"""[Unit]
 Description=Private container registry (airgap-infra)
-Documentation=https://distribution.github.io/distribution/
 After=network-online.target
 Wants=network-online.target
 
