@@ -9,7 +9,10 @@ step and the systemd timer run, under one lock:
   published, the new snapshots are published with `publish switch` (signed with the stack's
   key) in one step, so clients see the old state or the new one, never a mix. A report of what
   changed is kept; the newest `keep` snapshots stay, older ones are dropped and `db cleanup`
-  reclaims their packages.
+  reclaims their packages. When the upstream's InRelease (it lists every index's checksum) and
+  the repository's settings are byte for byte what the last complete update saw, the update
+  stops there: nothing is downloaded, snapshotted or cleaned up (`AIRGAP_FULL_UPDATE=1` forces
+  the whole update, e.g. to re-check the pool).
 - debmirror: a copy of the upstream tree (its own signatures kept) in a dated directory built
   from hard links of the previous one, switched in with an atomic symlink swap.
 """
@@ -98,6 +101,7 @@ flock 9   # the timer and `pulumi up` never update at the same time
 apq() { aptly -config=__CONFIG__ "$@"; }     # queries: their output is read
 ap() { apq "$@" >&2; }                       # actions: progress goes to stderr; stdout is the report
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
+cleanup=no   # set when a snapshot is dropped or a publish switched: then `db cleanup` has work
 signing_key=$(gpg --batch --with-colons --list-secret-keys 2>/dev/null | awk -F: '/^fpr/ {print $10; exit}')
 
 report() {  # NAME STATUS PREVIOUS CURRENT DIFFFILE: the JSON report of this update
@@ -123,6 +127,28 @@ print(json.dumps({"repo": name, "status": status, "previous": previous.split(), 
 PY
 }
 
+upstream_seen() {  # URL DIST KEYRING SETTINGS...: hash of the upstream's (In)Release and these settings
+  python3 - "$@" <<'PY'
+import hashlib, sys, urllib.error, urllib.request
+url, dist, keyring, *settings = sys.argv[1:]
+digest = hashlib.sha256("\0".join([url, dist, *settings]).encode())
+with open(keyring, "rb") as keys:
+    digest.update(keys.read())
+base = f"{url.rstrip('/')}/{dist}" if dist.endswith("/") else f"{url.rstrip('/')}/dists/{dist}/"
+for index in ("InRelease", "Release"):
+    try:
+        with urllib.request.urlopen(base + index, timeout=60) as response:
+            digest.update(response.read())
+            break
+    except urllib.error.HTTPError as error:
+        if error.code != 404:
+            raise
+else:
+    sys.exit(1)
+print(digest.hexdigest())
+PY
+}
+
 write_report() {  # NAME JSON
   printf '%s\n' "$2" > "$REPORTS/.$1.json.new"
   mv -f "$REPORTS/.$1.json.new" "$REPORTS/$1.json"
@@ -133,6 +159,14 @@ aptly_repo() {  # NAME URL DIST ARCHS FILTER WITHDEPS IGNORESIG KEYRING PREFIX C
   local name=$1 url=$2 dist=$3 archs=$4 filter=$5 withdeps=$6 ignore=$7 keyring=$8 prefix=$9
   shift 9
   local component mirror verify=(-keyring="$keyring") created=() opts=(-architectures="$archs")
+  local state="$ROOT/state/$name.published" seen="$ROOT/state/$name.upstream" upstream=""
+  # Fetched before aptly's own: an upstream that changes in between is seen as new next time.
+  upstream=$(upstream_seen "$url" "$dist" "$keyring" "$archs" "$filter" "$withdeps" "$ignore" "$@") || upstream=""
+  if [ -n "$upstream" ] && [ -s "$state" ] && [ "$upstream" = "$(cat "$seen" 2>/dev/null)" ] &&
+     [ -z "${AIRGAP_FULL_UPDATE:-}" ]; then
+    write_report "$name" "$(report "$name" unchanged "$(cat "$state")" "$(cat "$state")" /dev/null)"
+    return 0
+  fi
   [ "$ignore" = yes ] && verify=(-ignore-signatures)
   [ -n "$filter" ] && opts+=(-filter="$filter")
   [ "$withdeps" = yes ] && opts+=(-filter-with-deps)
@@ -147,7 +181,7 @@ aptly_repo() {  # NAME URL DIST ARCHS FILTER WITHDEPS IGNORESIG KEYRING PREFIX C
     ap snapshot create "$mirror-$stamp" from mirror "$mirror"
     created+=("$mirror-$stamp")
   done
-  local state="$ROOT/state/$name.published" previous="" changed=no snap old diff
+  local previous="" changed=no snap old diff
   [ -f "$state" ] && previous=$(cat "$state")
   diff=$(mktemp)
   if [ -z "$previous" ]; then
@@ -177,6 +211,7 @@ aptly_repo() {  # NAME URL DIST ARCHS FILTER WITHDEPS IGNORESIG KEYRING PREFIX C
         -architectures="$archs" "${created[@]}" "$prefix"
     fi
     printf '%s\n' "${created[*]}" > "$state.new"; mv -f "$state.new" "$state"
+    cleanup=yes
     write_report "$name" "$(report "$name" updated "$previous" "${created[*]}" "$diff")"
   fi
   rm -f "$diff"
@@ -184,11 +219,11 @@ aptly_repo() {  # NAME URL DIST ARCHS FILTER WITHDEPS IGNORESIG KEYRING PREFIX C
   local published
   published=" $(cat "$state" 2>/dev/null) "
   for component in "$@"; do
-    apq snapshot list -raw -sort=time | grep -E "^$name-$component-[0-9]{8}T[0-9]{6}Z$" | head -n "-$KEEP" |
-      while read -r snap; do
-        case "$published" in *" $snap "*) ;; *) ap snapshot drop "$snap" ;; esac
-      done
+    while read -r snap; do
+      case "$published" in *" $snap "*) ;; *) ap snapshot drop "$snap"; cleanup=yes ;; esac
+    done < <(apq snapshot list -raw -sort=time | grep -E "^$name-$component-[0-9]{8}T[0-9]{6}Z$" | head -n "-$KEEP")
   done
+  if [ -n "$upstream" ]; then printf '%s\n' "$upstream" > "$seen.new"; mv -f "$seen.new" "$seen"; fi
 }
 
 debmirror_repo() {  # NAME URL DIST ARCHS KEYRING COMPONENT...
@@ -212,7 +247,7 @@ debmirror_repo() {  # NAME URL DIST ARCHS KEYRING COMPONENT...
 '''
 
 _PROGRAM_TAIL = r'''
-if [ __METHOD__ = aptly ]; then
+if [ __METHOD__ = aptly ] && [ "$cleanup" = yes ]; then
   ap db cleanup
 fi
 for name in __NAMES__; do cat "$REPORTS/$name.json"; done

@@ -21,6 +21,9 @@ The packages (`package_specs`) are tiny `Architecture: all` / `noarch` ones: `ai
 script printing its version), `airgap-tools` (depends on `airgap-hello >= 1.0`), `airgap-docs`,
 and `airgap-data` (256 KiB of incompressible bytes, so a slow download lasts long enough to cut).
 Revision N adds `airgap-hello` 1.1 … 1.N (a new upstream version) and keeps every older one.
+`bulk=K` adds `airgap-bulk-0001` … `airgap-bulk-K` 1.0 (256 KiB of incompressible bytes each) to
+the Debian archive only, so a benchmark has a repository worth mirroring; the RPM repository
+stays as it is (rpmbuild and rpmsign cost about 0.35 s a package here).
 
 Keys: three RSA-3072 signing keys (Debian archive, RPM repository, and a "wrong" one that signs
 nothing, for negative tests), generated once into a private GNUPGHOME and cached, armored, under
@@ -42,6 +45,7 @@ rename, which is how "a new upstream version appears" in update tests.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import gzip
 import hashlib
@@ -81,6 +85,9 @@ DAY = 86400
 # Keys predate every signature: gpg refuses a signature older than its key.
 KEY_TIME = BUILD_TIME - 31 * DAY
 DATA_PAYLOAD_SIZE = 256 * 1024
+BULK_PAYLOAD_SIZE = 256 * 1024
+# Four digits keep the names sorting in order; the bound keeps a tree's size in hand (2.4 GiB).
+MAX_BULK = 9999
 MAINTAINER = "airgap-infra upstream <packages@upstream.test>"
 
 DEFAULT_SLOW_RATE = 32 * 1024
@@ -171,9 +178,19 @@ def revision_time(revision: int) -> int:
     return BUILD_TIME + revision * DAY
 
 
-def package_specs(revision: int = 0) -> tuple[PackageSpec, ...]:
+def bulk_specs(bulk: int) -> tuple[PackageSpec, ...]:
+    """`airgap-bulk-0001` … `airgap-bulk-<bulk>` 1.0, each with an incompressible payload."""
+    if not 0 <= bulk <= MAX_BULK:
+        raise ValueError(f"bulk: {bulk} is out of range; give 0 to {MAX_BULK}")
+    return tuple(PackageSpec(f"airgap-bulk-{number:04d}", "1.0", "filler for benchmarks", 0,
+                             payload_size=BULK_PAYLOAD_SIZE)
+                 for number in range(1, bulk + 1))
+
+
+def package_specs(revision: int = 0, bulk: int = 0) -> tuple[PackageSpec, ...]:
     """Every package upstream carries at `revision`: the base set plus airgap-hello and
-    airgap-data 1.1 … 1.N (each new airgap-data is large enough to interrupt its download)."""
+    airgap-data 1.1 … 1.N (each new airgap-data is large enough to interrupt its download),
+    then `bulk` filler packages (the Debian archive's only)."""
     if revision < 0:
         raise ValueError(f"revision: {revision} is negative; give 0 or more")
     updates = tuple(
@@ -183,13 +200,14 @@ def package_specs(revision: int = 0) -> tuple[PackageSpec, ...]:
                      PackageSpec("airgap-data", f"1.{number}", "a payload large enough to interrupt",
                                  number, payload_size=DATA_PAYLOAD_SIZE))
     )
-    return BASE_PACKAGES + updates
+    return BASE_PACKAGES + updates + bulk_specs(bulk)
 
 
-def packages_at(revision: int = 0) -> dict[str, tuple[str, ...]]:
-    """Package name → the versions both repositories hold at `revision`, oldest first."""
+def packages_at(revision: int = 0, bulk: int = 0) -> dict[str, tuple[str, ...]]:
+    """Package name → the versions the Debian archive holds at `revision`, oldest first (the
+    RPM repository holds the same, without the bulk ones)."""
     found: dict[str, list[str]] = {}
-    for spec in package_specs(revision):
+    for spec in package_specs(revision, bulk):
         found.setdefault(spec.name, []).append(spec.version)
     return {name: tuple(versions) for name, versions in sorted(found.items())}
 
@@ -355,13 +373,13 @@ def _tool_env(home: Path, **extra: str) -> dict[str, str]:
             "TZ": "UTC", **extra}
 
 
-def build_deb(spec: PackageSpec, work: Path, target: Path) -> None:
+def build_deb(spec: PackageSpec, work: Path, target: Path, compression: str = "xz") -> None:
     """`dpkg-deb --build` a package; SOURCE_DATE_EPOCH pins the ar and tar times."""
     tree = work / f"{spec.name}_{spec.version}"
     _write_files(tree, {"DEBIAN/control": (render_deb_control(spec).encode(), 0o644),
                         **spec.files()})
     target.parent.mkdir(parents=True, exist_ok=True)
-    _run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(tree), str(target)],
+    _run(["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", str(tree), str(target)],
          env=_tool_env(work, SOURCE_DATE_EPOCH=str(spec.build_time)))
 
 
@@ -381,11 +399,20 @@ def _release_options(revision: int) -> list[str]:
             for option in ("-o", f"APT::FTPArchive::Release::{field}={value}")]
 
 
-def write_debian_archive(root: Path, revision: int, signer: Signer, key: SigningKey) -> None:
+def write_debian_archive(root: Path, revision: int, signer: Signer, key: SigningKey,
+                         bulk: int = 0) -> None:
     """Pool, Packages (dpkg-scanpackages), Release (apt-ftparchive), InRelease and Release.gpg."""
     work = root.parent / f"{root.name}.build"
     for spec in package_specs(revision):
         build_deb(spec, work, root / spec.deb_path)
+        _pin_mtime(root / spec.deb_path, spec.build_time)
+    # Bulk payloads are incompressible: gzip frames them in 0.03 s where xz spends 0.2 s; and
+    # each build is one dpkg-deb process in its own directory, so they run side by side.
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for built in [pool.submit(build_deb, spec, work, root / spec.deb_path, "gzip")
+                      for spec in bulk_specs(bulk)]:
+            built.result()
+    for spec in bulk_specs(bulk):
         _pin_mtime(root / spec.deb_path, spec.build_time)
     shutil.rmtree(work)
     binary = root / "dists" / SUITE / COMPONENT / f"binary-{ARCHITECTURE}"
@@ -506,6 +533,7 @@ def write_rpm_repository(root: Path, revision: int, signer: Signer, key: Signing
 class RepoTree:
     root: Path
     revision: int
+    bulk: int = 0
 
     @property
     def debian(self) -> Path:
@@ -521,12 +549,13 @@ class RepoTree:
 
     @property
     def packages(self) -> dict[str, tuple[str, ...]]:
-        return packages_at(self.revision)
+        return packages_at(self.revision, self.bulk)
 
 
 def write_repos(root: Path, revision: int = 0,
-                keys: dict[str, SigningKey] | None = None) -> RepoTree:
-    """Generate both repositories and the public keys at `revision` into `root` (new or empty)."""
+                keys: dict[str, SigningKey] | None = None, *, bulk: int = 0) -> RepoTree:
+    """Generate both repositories and the public keys at `revision` into `root` (new or empty);
+    `bulk` filler packages go into the Debian archive only."""
     keys = keys or cached_keys()
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
@@ -537,25 +566,31 @@ def write_repos(root: Path, revision: int = 0,
         dearmor(key.public_file, root / "keys" / f"{key.role}.gpg")
     with private_gnupg_home() as home:
         signer = Signer(home, keys)
-        write_debian_archive(root / "debian", revision, signer, keys["debian"])
+        write_debian_archive(root / "debian", revision, signer, keys["debian"], bulk)
         write_rpm_repository(root / "rpm", revision, signer, keys["rpm"])
     # Served Last-Modified headers then say when upstream published, not when this ran.
     published = revision_time(revision)
     for path in root.rglob("*"):
         if path.is_file() and path.suffix not in (".deb", ".rpm"):
             _pin_mtime(path, published)
-    return RepoTree(root, revision)
+    return RepoTree(root, revision, bulk)
 
 
-def cached_repos(revision: int = 0) -> RepoTree:
-    """The tree for `revision` in the shared cache, generated on first use. Never write into it."""
+def cached_repos(revision: int = 0, bulk: int = 0) -> RepoTree:
+    """The tree for `revision` (with `bulk` filler packages) in the shared cache, generated on
+    first use. Never write into it."""
     keys = cached_keys()
     fingerprints = sorted(key.fingerprint for key in keys.values())
     recipe = f"{GENERATOR_VERSION}/{revision}/{fingerprints}/{package_specs(revision)}"
+    name = f"repos-r{revision}"
+    if bulk:
+        # Kept out of the recipe at 0, so the trees cached before bulk existed stay valid.
+        recipe += f"/bulk {bulk_specs(bulk)} -Zgzip"
+        name += f"-bulk{bulk}"
     digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
-    target = cache_root() / f"repos-r{revision}-{digest}"
-    build_once(target, lambda scratch: write_repos(scratch, revision, keys))
-    return RepoTree(target, revision)
+    target = cache_root() / f"{name}-{digest}"
+    build_once(target, lambda scratch: write_repos(scratch, revision, keys, bulk=bulk))
+    return RepoTree(target, revision, bulk)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -671,12 +706,14 @@ class UpstreamRepos:
     def __init__(self, revision: int = 0, *, address: str = DEFAULT_ADDRESS,
                  port: int = DEFAULT_PORT, tls: bool = False, tls_port: int = DEFAULT_TLS_PORT,
                  slow_rate: int = DEFAULT_SLOW_RATE, state_dir: Path | None = None,
-                 remove_state_on_close: bool | None = None) -> None:
+                 remove_state_on_close: bool | None = None, bulk: int = 0) -> None:
         """`slow_rate`: bytes a second under /slow/ (at least MIN_SLOW_RATE, so a download there
         ends in bounded time). `state_dir` (default: a new temporary directory) holds the served
         trees, nginx's config, pid file and logs; `close()` removes it if `remove_state_on_close`
-        (default: only if it was made here)."""
+        (default: only if it was made here). `bulk`: filler packages in the Debian archive, in
+        every revision served (see `bulk_specs`)."""
         ipaddress.ip_address(address)  # fail early on a typo rather than in nginx's log
+        bulk_specs(bulk)  # and on a bulk count out of range
         if slow_rate < MIN_SLOW_RATE:
             raise ValueError(f"slow_rate: {slow_rate} B/s would make /slow/ downloads take "
                              f"minutes; give at least {MIN_SLOW_RATE}")
@@ -685,6 +722,7 @@ class UpstreamRepos:
         self.tls_port = tls_port if tls else None
         self.slow_rate = slow_rate
         self.revision = revision
+        self.bulk = bulk
         if remove_state_on_close is None:
             remove_state_on_close = state_dir is None
         self._remove_state_on_close = remove_state_on_close
@@ -769,8 +807,8 @@ class UpstreamRepos:
 
     @property
     def packages(self) -> dict[str, tuple[str, ...]]:
-        """Package name → versions served now (both repositories hold the same)."""
-        return packages_at(self.revision)
+        """Package name → versions served now (the RPM repository holds the same, bulk aside)."""
+        return packages_at(self.revision, self.bulk)
 
     @property
     def pid(self) -> int | None:
@@ -855,7 +893,7 @@ class UpstreamRepos:
         if not served.is_dir():
             scratch = served.with_name(f"{served.name}.tmp-{os.getpid()}")
             shutil.rmtree(scratch, ignore_errors=True)
-            shutil.copytree(cached_repos(revision).root, scratch)
+            shutil.copytree(cached_repos(revision, self.bulk).root, scratch)
             os.rename(scratch, served)
         link = self.state_dir / "www.new"
         with contextlib.suppress(FileNotFoundError):
