@@ -1,0 +1,94 @@
+"""Run the policy pack over a stack without the Pulumi CLI: the program is evaluated under the
+mock runtime (tests/harness/program.py), and every recorded resource goes through
+pulumi_policy's own deserialisation and `unknown_checking_proxy` into each policy, with its
+enforcement level and the stack's policy configuration (policy/config/<stack>.json, the file
+`pulumi preview --policy-pack policy --policy-pack-config` takes).
+
+    python -m policy.offline [STACK ...]     # exits non-zero on any mandatory violation
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from pulumi_policy import EnforcementLevel
+from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
+from pulumi_policy.proxy import unknown_checking_proxy
+
+from policy.policies import POLICIES
+from tests.harness.program import Recorded, run_program
+from tests.harness.stackfile import PROJECT_DIR, StackConfig, load_stack
+
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    level: str
+    resource: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.level}] {self.policy}: {self.resource}: {self.message}"
+
+
+def policy_config(stack: str) -> dict:
+    path = CONFIG_DIR / f"{stack}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _args(record: Recorded, config: dict) -> ResourceValidationArgs:
+    props = unknown_checking_proxy(deserialize_properties(record.inputs))
+    opts = PolicyResourceOptions(
+        protect=bool(record.options.get("protect")), ignore_changes=[],
+        delete_before_replace=record.options.get("deleteBeforeReplace"),
+        aliases=list(record.options.get("aliases", [])), custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        additional_secret_outputs=list(record.options.get("additionalSecretOutputs", [])), parent=record.parent or None,
+    )
+    return ResourceValidationArgs(record.type, props, record.urn, record.name, opts, None, config, {})
+
+
+def check_records(records: Iterable[Recorded], config: dict) -> list[Violation]:
+    violations: list[Violation] = []
+    for record in records:
+        for policy in POLICIES:
+            level = EnforcementLevel(config.get(policy.name, {}).get("enforcementLevel", policy.enforcement_level.value)) \
+                if isinstance(config.get(policy.name), dict) else policy.enforcement_level
+            if level == EnforcementLevel.DISABLED:
+                continue
+            policy_settings = {k: v for k, v in {**config.get("all", {}), **config.get(policy.name, {})}.items()
+                               if k != "enforcementLevel"}
+
+            def report(message: str, urn: str | None = None, policy=policy, level=level, record=record) -> None:
+                violations.append(Violation(policy.name, level.value, record.name, message))
+
+            policy.validate(_args(record, policy_settings), report)
+    return violations
+
+
+def check_stack(config: StackConfig, policy_settings: dict | None = None) -> list[Violation]:
+    run = run_program(config).raise_error()
+    return check_records(run.records, policy_config(config.stack) if policy_settings is None else policy_settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    stacks = argv or sorted(p.name.split(".")[1] for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
+    failed = False
+    for stack in stacks:
+        violations = check_stack(load_stack(stack))
+        mandatory = [v for v in violations if v.level == "mandatory"]
+        failed |= bool(mandatory)
+        print(f"{stack}: {len(mandatory)} mandatory, {len(violations) - len(mandatory)} advisory")
+        for violation in violations:
+            print(f"  {violation}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

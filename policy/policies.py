@@ -1,0 +1,425 @@
+"""The air gap's policies: pure validators over resource inputs, and the CrossGuard policy objects
+built on them. `__main__.py` only assembles the pack; the offline runner (`offline.py`) feeds the
+same objects each stack's recorded resources.
+
+In an air gap the worst mistakes are silent: an image pulled from a public registry, a URL that
+phones home, an unsigned repository, a password in a script. Each policy names what is wrong and
+how to fix it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Iterator
+import shlex
+
+from pulumi_policy import EnforcementLevel, PolicyConfigSchema, ReportViolation, ResourceValidationArgs, \
+    ResourceValidationPolicy
+
+# --- defaults and configuration ---------------------------------------------------------------
+
+DEFAULT_INTERNAL_SUFFIXES = (".internal", ".test", ".local", ".lan", ".corp", ".home.arpa", ".localdomain")
+PUBLIC_REGISTRIES = ("docker.io", "index.docker.io", "registry-1.docker.io", "quay.io", "gcr.io", "ghcr.io",
+                     "registry.k8s.io", "k8s.gcr.io", "mcr.microsoft.com", "public.ecr.aws", "registry.gitlab.com")
+
+CONFIG_SCHEMA = PolicyConfigSchema(
+    properties={
+        "allowedRegistries": {"type": "array", "items": {"type": "string"},
+                              "description": "host[:port] of the internal registries images may come from"},
+        "internalDomains": {"type": "array", "items": {"type": "string"},
+                            "description": "DNS suffixes that are inside the air gap (e.g. .corp.example)"},
+        "allowPlainHttp": {"type": "array", "items": {"type": "string"},
+                           "description": "hosts allowed to serve over plain HTTP"},
+        "allowInsecureRegistries": {"type": "array", "items": {"type": "string"},
+                                    "description": "registries allowed in Docker's insecure-registries"},
+        "exceptions": {"type": "array", "items": {"type": "string"},
+                       "description": "resource names (or URN suffixes) this policy skips"},
+    },
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    allowed_registries: tuple[str, ...] = ()
+    internal_suffixes: tuple[str, ...] = DEFAULT_INTERNAL_SUFFIXES
+    allow_plain_http: tuple[str, ...] = ()
+    allow_insecure_registries: tuple[str, ...] = ()
+    exceptions: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Settings":
+        suffixes = tuple("." + d.lstrip(".") for d in config.get("internalDomains", ()) or ())
+        return cls(
+            allowed_registries=tuple(config.get("allowedRegistries", ()) or ()),
+            internal_suffixes=DEFAULT_INTERNAL_SUFFIXES + suffixes,
+            allow_plain_http=tuple(config.get("allowPlainHttp", ()) or ()),
+            allow_insecure_registries=tuple(config.get("allowInsecureRegistries", ()) or ()),
+            exceptions=tuple(config.get("exceptions", ()) or ()),
+        )
+
+
+# --- walking resource inputs ------------------------------------------------------------------
+
+def strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in the inputs, with its property path."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key in value:
+            yield from strings(value[key], f"{path}.{key}" if path else str(key))
+    elif isinstance(value, Sequence):
+        for index, item in enumerate(value):
+            yield from strings(item, f"{path}[{index}]")
+
+
+def is_internal_host(host: str, settings: Settings) -> bool:
+    host = host.strip("[]").lower().rstrip(".")
+    try:
+        ip = ipaddress.ip_address(host)
+        return ip.is_private or ip.is_loopback or ip.is_link_local
+    except ValueError:
+        pass
+    return "." not in host or host.endswith(settings.internal_suffixes) or host == "localhost"
+
+
+# --- images ------------------------------------------------------------------------------------
+
+IMAGE_REF = re.compile(r"^(?:(?P<host>[a-zA-Z0-9.-]+(?::\d+)?)/)?(?P<path>[a-z0-9._/-]+)(?::[\w.-]+)?(?:@sha256:[0-9a-f]{64})?$")
+
+
+def image_registry(ref: str) -> str:
+    """The registry host a reference pulls from; Docker's rule: a first element with a dot, a
+    colon or `localhost` is a host, anything else is Docker Hub (`nginx:1.25` means docker.io)."""
+    first, _, rest = ref.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first.lower()
+    return "docker.io"
+
+
+def workload_images(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(property path, image reference) of every container image a resource runs."""
+    if resource_type.startswith("kubernetes:"):
+        for path, value in strings(props):
+            if re.search(r"(?:^|\.)(?:containers|initContainers|ephemeralContainers)\[\d+\]\.image$", path):
+                yield path, value
+        values = props.get("values") if resource_type == "kubernetes:helm.sh/v3:Release" else None
+        if isinstance(values, Mapping) and isinstance(values.get("image"), Mapping):
+            image = values["image"]
+            if image.get("repository"):
+                yield "values.image", f"{image['repository']}:{image.get('tag', 'latest')}"
+        if resource_type.endswith(":Mattermost") and isinstance(props.get("spec"), Mapping):
+            spec = props["spec"]
+            if spec.get("image"):
+                yield "spec.image", f"{spec['image']}:{spec.get('version', 'latest')}"
+    elif resource_type in ("docker:index/container:Container", "docker:index/remoteImage:RemoteImage"):
+        key = "image" if resource_type.endswith("Container") else "name"
+        value = props.get(key)
+        if isinstance(value, str) and not value.startswith("sha256:"):
+            yield key, value
+    elif resource_type.startswith("command:"):
+        for field in ("create", "update"):
+            script = props.get(field)
+            if isinstance(script, str):
+                for match in re.finditer(r"\b(?:docker|podman|nerdctl)\s+(?:run|pull|create)\b[^\n]*?\s([a-z0-9][\w.:/@-]*[\w])\s*(?:\n|$)", script):
+                    candidate = match.group(1)
+                    if IMAGE_REF.match(candidate) and not candidate.startswith("-"):
+                        yield field, candidate
+                for match in re.finditer(r"\bctr\b[^\n]*\bpull\b[^\n]*?\s([a-z0-9][\w.:/@-]*[\w])\s*(?:\n|$)", script):
+                    yield field, match.group(1)
+
+
+def check_internal_images(resource_type: str, props: Mapping[str, Any], settings: Settings) -> list[str]:
+    problems = []
+    for path, ref in workload_images(resource_type, props):
+        if ref.startswith("$") or "{" in ref:
+            continue
+        registry = image_registry(ref)
+        if registry in settings.allowed_registries:
+            continue
+        implicit = "" if "/" in ref and "." in ref.split("/")[0] else " (no registry host means Docker Hub)"
+        problems.append(f"{path}: image {ref!r} comes from {registry}{implicit}; pull it from an internal "
+                        f"registry ({', '.join(settings.allowed_registries) or 'configure allowedRegistries'}) "
+                        "after copying it in with the registry fill")
+    return problems
+
+
+def check_pinned_images(resource_type: str, props: Mapping[str, Any], settings: Settings) -> list[str]:
+    problems = []
+    for path, ref in workload_images(resource_type, props):
+        if "@sha256:" in ref:
+            continue
+        tag = ref.rsplit("/", 1)[-1].partition(":")[2]
+        if not tag or tag == "latest":
+            problems.append(f"{path}: image {ref!r} is not pinned; use a version tag or @sha256:… (the image lock has the digest)")
+    return problems
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+URL = re.compile(r"\b(?P<scheme>https?|ftp|docker|oci)://(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::\d+)?")
+# Fields that name things rather than reach them: image names in a fill plan, hosts.toml
+# namespaces, comments in rendered files.
+NAME_ONLY = re.compile(r'"source": "|^# ')
+
+
+def check_public_endpoints(resource_type: str, props: Mapping[str, Any], settings: Settings) -> list[str]:
+    problems = []
+    for path, text in strings(props):
+        for line in text.splitlines() or [text]:
+            if NAME_ONLY.search(line):
+                continue
+            for match in URL.finditer(line):
+                host = match.group("host")
+                if not is_internal_host(host, settings):
+                    problems.append(f"{path}: {match.group(0)} is outside the air gap; use an internal mirror "
+                                    "or add its domain to internalDomains if it is inside")
+    for path, ref in workload_images(resource_type, props):
+        registry = image_registry(ref)
+        host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+        if not is_internal_host(host, settings):
+            implicit = "" if registry in ref else " (no registry host means Docker Hub)"
+            problems.append(f"{path}: image {ref!r} would be pulled from {registry}{implicit}, outside the air gap")
+    return sorted(set(problems))
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+PLAIN_HTTP_CLIENT = re.compile(r"(?m)^(?:URIs:\s*|baseurl=|\s*deb\s+(?:\[[^\]]*\]\s+)?)(http://(?P<host>[^/:\s]+)[^\s]*)")
+
+
+def check_tls(resource_type: str, props: Mapping[str, Any], settings: Settings) -> list[str]:
+    problems = []
+    for path, text in strings(props):
+        for match in PLAIN_HTTP_CLIENT.finditer(text):
+            if match.group("host") not in settings.allow_plain_http:
+                problems.append(f"{path}: clients reach {match.group(1)} over plain HTTP; serve it over HTTPS "
+                                "(tls.mode generate or files) or list the host in allowPlainHttp")
+        for match in re.finditer(r'"insecure-registries":\s*\[([^\]]*)\]', text):
+            for registry in re.findall(r'"([^"]+)"', match.group(1)):
+                if registry not in settings.allow_insecure_registries:
+                    problems.append(f"{path}: {registry} is an insecure registry; give clients its CA "
+                                    "(certs.d) instead, or list it in allowInsecureRegistries")
+        if re.search(r"airgap_merge_daemon_json \S+ \S+ yes\)", text):
+            problems.append(f"{path}: the registry is made insecure for Docker (registryClients[].insecure: true); "
+                            "clients should trust its CA instead")
+        for match in re.finditer(r'\[host\."http://([^/"]+)', text):
+            if match.group(1) not in settings.allow_plain_http:
+                problems.append(f"{path}: containerd pulls from http://{match.group(1)}; use https with the registry's CA")
+        if re.search(r"skip_verify\s*=\s*true|--insecure\b|--tls-verify=false|--src-tls-verify=false|--dest-tls-verify=false", text):
+            problems.append(f"{path}: TLS verification is turned off; trust the service's CA instead")
+    return problems
+
+
+# --- signed repositories ------------------------------------------------------------------------
+
+def check_signed_repositories(resource_type: str, props: Mapping[str, Any], settings: Settings) -> list[str]:
+    problems = []
+    for path, text in strings(props):
+        if re.search(r"(?mi)\[[^\]]*trusted=yes[^\]]*\]|^Trusted:\s*yes", text):
+            problems.append(f"{path}: an apt source is trusted without a signature (trusted=yes); use Signed-By with the mirror's key")
+        for block in re.findall(r"(?ms)^Types:\s*deb.*?(?:\n\n|\Z)", text):
+            if "Signed-By:" not in block:
+                problems.append(f"{path}: a deb822 source has no Signed-By; pin the key that signs the mirror")
+        for line in re.findall(r"(?m)^\s*deb\s+(?!\[[^\]]*signed-by=)[^\n]*http", text):
+            problems.append(f"{path}: one-line apt source without signed-by: {line.strip()}; use deb822 with Signed-By")
+        for section in re.findall(r"(?ms)^\[[^\]]+\]\n(?:(?!^\[).)*", text):
+            if "baseurl=" in section and not re.search(r"(?m)^gpgcheck=1", section):
+                problems.append(f"{path}: a .repo section without gpgcheck=1: {section.splitlines()[0]}; packages must be checked")
+        for repo in _unsigned_aptly_repos(text):
+            problems.append(f"{path}: the aptly mirror {repo!r} ignores the upstream's signatures "
+                            "(ignoreSignatures: true); give the upstream's key in keys instead")
+    return problems
+
+
+def _unsigned_aptly_repos(text: str) -> list[str]:
+    """Repositories whose `aptly_repo` call (in a rendered update program) ignores signatures."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("aptly_repo "):
+            args = shlex.split(line)
+            if len(args) > 7 and args[7] == "yes":  # NAME URL DIST ARCHS FILTER WITHDEPS IGNORESIG ...
+                found.append(args[1])
+    return found
+
+
+# --- Mattermost ---------------------------------------------------------------------------------
+
+def _airgap_table() -> dict[str, str]:
+    from components.render.mattermost import AIRGAP_SETTINGS  # the component's own table
+
+    return {s.env: s.env_value for s in AIRGAP_SETTINGS}
+
+
+def mattermost_env(resource_type: str, props: Mapping[str, Any]) -> dict[str, str] | None:
+    env_list = None
+    if resource_type == "kubernetes:helm.sh/v3:Release":
+        values = props.get("values") or {}
+        image = (values.get("image") or {}).get("repository", "") if isinstance(values, Mapping) else ""
+        if "mattermost" in str(image):
+            env_list = values.get("extraEnvVars") or []
+    elif resource_type.endswith(":Mattermost"):
+        env_list = (props.get("spec") or {}).get("mattermostEnv") or []
+    elif resource_type == "docker:index/container:Container" and "mattermost" in str(props.get("name", "")):
+        return dict(item.split("=", 1) for item in props.get("envs") or [] if "=" in item)
+    if env_list is None:
+        return None
+    return {item["name"]: item.get("value") for item in env_list if isinstance(item, Mapping)}
+
+
+def check_mattermost(resource_type: str, props: Mapping[str, Any], settings: Settings) -> tuple[list[str], list[str]]:
+    """(mandatory problems, advisory reports of explicit overrides)."""
+    env = mattermost_env(resource_type, props)
+    if env is None:
+        return [], []
+    overrides = set(json.loads(env.get("AIRGAP_INFRA_OVERRIDES") or "[]"))
+    problems, reported = [], []
+    for name, value in _airgap_table().items():
+        if env.get(name) == value:
+            continue
+        if name in overrides:
+            reported.append(f"{name} is {env.get(name)!r} (air gap: {value!r}) by an explicit override in the stack")
+        else:
+            problems.append(f"{name} is {env.get(name)!r}; in an air gap it must be {value!r} (or overridden explicitly "
+                            "in mattermost.overrides, which this policy reports)")
+    return problems, reported
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+SECRET_PATTERNS = (
+    (re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"-----BEGIN PGP PRIVATE KEY BLOCK-----"), "a GPG private key"),
+    (re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]{3,}@"), "a password in a URL"),
+    (re.compile(r"(?i)\b(?:password|passwd|secret|token)\s*[=:]\s*['\"]?[^\s'\"$]{6,}"), "a password assignment"),
+    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key"),
+)
+SECRET_NAMES = re.compile(r"(?i)(password|passwd|secret|token|datasource|accesskey|private_?key|credentials)")
+# Inputs that are the secret channels themselves: a step's stdin, a Secret's data, files a
+# container receives, a provider's registry login, the TLS provider's own key inputs.
+SECRET_CHANNELS = re.compile(r"^(stdin|data(\..*)?|stringData(\..*)?|uploads.*|registryAuth.*|kubeconfig|privateKey"
+                             r"|connection\.privateKey|connection\.proxy\.privateKey|privateKeyPem|caPrivateKeyPem)$")
+
+
+def check_plaintext_secrets(resource_type: str, props: Mapping[str, Any], settings: Settings) -> list[str]:
+    problems = []
+    for path, text in strings(props):
+        if SECRET_CHANNELS.match(path) or resource_type == "kubernetes:core/v1:Secret":
+            continue
+        for pattern, what in SECRET_PATTERNS:
+            if pattern.search(text):
+                problems.append(f"{path}: holds {what} in plain text; pass it as a Pulumi secret on stdin, in a "
+                                "Secret, or as a 0600 file")
+    for env_name, value in _environment_pairs(resource_type, props):
+        if SECRET_NAMES.search(env_name) and value:
+            problems.append(f"{env_name}: a secret given as a plain environment value; reference a Secret "
+                            "(valueFrom.secretKeyRef) or pass it as a file")
+    environment = props.get("environment")
+    if resource_type.startswith("command:") and isinstance(environment, Mapping) and environment:
+        problems.append("environment: a remote step got environment variables; sshd drops them, and secrets "
+                        "belong on stdin")
+    return sorted(set(problems))
+
+
+def _environment_pairs(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    for path, value in _env_lists(props):
+        for item in value:
+            if isinstance(item, Mapping) and "name" in item and isinstance(item.get("value"), str):
+                yield item["name"], item["value"]
+    if resource_type == "docker:index/container:Container":
+        for item in props.get("envs") or []:
+            if isinstance(item, str) and "=" in item:
+                yield tuple(item.split("=", 1))  # type: ignore[misc]
+
+
+def _env_lists(value: Any, path: str = "") -> Iterator[tuple[str, list]]:
+    if isinstance(value, Mapping):
+        for key in value:
+            child = value[key]
+            if key in ("env", "extraEnvVars", "mattermostEnv") and isinstance(child, Sequence) and not isinstance(child, str):
+                yield f"{path}.{key}", child
+            else:
+                yield from _env_lists(child, f"{path}.{key}")
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        for item in value:
+            yield from _env_lists(item, path)
+
+
+# --- pull secrets ---------------------------------------------------------------------------------
+
+def check_pull_secrets(resource_type: str, props: Mapping[str, Any], settings: Settings) -> list[str]:
+    if not resource_type.startswith("kubernetes:"):
+        return []
+    images = [ref for _, ref in workload_images(resource_type, props)
+              if image_registry(ref) in settings.allowed_registries]
+    if not images:
+        return []
+    text = json.dumps(_plain(props))
+    if "imagePullSecrets" not in text:
+        return [f"images {', '.join(images)} come from a private registry but no imagePullSecrets is given"]
+    return []
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(value[k]) for k in value}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- the policy objects ----------------------------------------------------------------------------
+
+def _policy(name: str, description: str, level: EnforcementLevel,
+            check: Callable[[str, Mapping[str, Any], Settings], list[str]]) -> ResourceValidationPolicy:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        settings = Settings.from_config(args.get_config())
+        if any(args.name == e or args.urn.endswith(e) for e in settings.exceptions):
+            return
+        for problem in check(args.resource_type, args.props, settings):
+            report_violation(problem, args.urn)
+
+    return ResourceValidationPolicy(name=name, description=description, enforcement_level=level,
+                                    validate=validate, config_schema=CONFIG_SCHEMA)
+
+
+def _mattermost_mandatory(resource_type, props, settings):
+    return check_mattermost(resource_type, props, settings)[0]
+
+
+def _mattermost_overrides(resource_type, props, settings):
+    return check_mattermost(resource_type, props, settings)[1]
+
+
+POLICIES = [
+    _policy("images-from-internal-registries",
+            "Every container image a resource runs comes from an allowed internal registry.",
+            EnforcementLevel.MANDATORY, check_internal_images),
+    _policy("no-public-endpoints",
+            "No public hostname, IP or URL in any resource input (implicit ones such as `nginx:1.25` included).",
+            EnforcementLevel.MANDATORY, check_public_endpoints),
+    _policy("tls-everywhere",
+            "Registries, mirrors and file servers are reached over verified TLS; no insecure registries.",
+            EnforcementLevel.MANDATORY, check_tls),
+    _policy("signed-repositories",
+            "apt sources carry Signed-By (never trusted=yes); .repo files have gpgcheck=1; mirrors check upstream signatures.",
+            EnforcementLevel.MANDATORY, check_signed_repositories),
+    _policy("mattermost-airgap-settings",
+            "Mattermost's internet-reaching features (push, link previews, marketplace, telemetry, …) are off.",
+            EnforcementLevel.MANDATORY, _mattermost_mandatory),
+    _policy("mattermost-airgap-overrides",
+            "Reports every air-gap setting a stack turned back on with an explicit override.",
+            EnforcementLevel.ADVISORY, _mattermost_overrides),
+    _policy("no-plaintext-secrets",
+            "No secret in plain text: script text, environment values or plain configuration.",
+            EnforcementLevel.MANDATORY, check_plaintext_secrets),
+    _policy("images-pinned",
+            "Images are pinned by digest or by a version tag, never `latest` or none.",
+            EnforcementLevel.ADVISORY, check_pinned_images),
+    _policy("pull-secrets-for-private-images",
+            "Workloads that run images from a private registry name an imagePullSecret.",
+            EnforcementLevel.ADVISORY, check_pull_secrets),
+]
