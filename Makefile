@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 PYTEST ?= .venv/bin/pytest
 
-.PHONY: sandbox sandbox-down test test-fast bench
+.PHONY: sandbox sandbox-down test test-fast bench policy plan plan-diff
 
 sandbox:  ## set everything up, apply the sandbox stack to sandbox hosts, print the endpoints
 	scripts/bootstrap
@@ -20,3 +20,16 @@ test-fast:  ## everything but the end-to-end tests
 
 bench:  ## benchmarks (on demand, not in CI)
 	$(PYTHON) bench/registry_fill.py
+	$(PYTHON) bench/mirror_update.py
+
+policy:  ## every policy over every shipped stack (or STACK=<env>); non-zero on a mandatory violation
+	$(PYTHON) -m policy.offline $(STACK)
+
+plan:  ## the deterministic plan of STACK=<env> (every resource and its inputs, secrets masked) to plans/
+	@test -n "$(STACK)" || { echo "usage: make plan STACK=<env>  (one of: $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)))"; exit 2; }
+	$(PYTHON) -m review.plan $(STACK) --out plans/$(STACK).yaml
+	@echo "plans/$(STACK).yaml"
+
+plan-diff:  ## Markdown diff of every stack's plan between BASE=<git ref> and the working tree
+	@test -n "$(BASE)" || { echo "usage: make plan-diff BASE=<git ref>  [STACK=<env>]"; exit 2; }
+	$(PYTHON) -m review.plan diff --base $(BASE) $(STACK)

@@ -11,7 +11,7 @@ applied through the mock runtime with the executor that runs every step over SSH
 - trace:   one more such update under `bash -x` with timestamps: its slowest lines.
 
 Bytes come from the upstream's access log, package files (`.deb`) apart from indexes (InRelease,
-Packages…). Target (the project's issue): an update with nothing new takes < 5 % of the initial
+Packages…). Target: an update with nothing new takes < 5 % of the initial
 mirror's time and downloads 0 package bytes. Run: `.venv/bin/python bench/mirror_update.py`.
 """
 

@@ -67,9 +67,17 @@ def _readable_connection(inputs: dict) -> dict:
     return {**inputs, "connection": shown}
 
 
-def plan(stack: str) -> str:
-    """The plan of `stack` as YAML text, one document per resource, sorted by URN."""
-    config = load_stack(stack)
+def _fold_update(inputs: dict) -> dict:
+    """A step's update is its create (re-running the idempotent script); show it once."""
+    if "update" in inputs and inputs.get("update") == inputs.get("create"):
+        return {**inputs, "update": "(same as create)"}
+    return inputs
+
+
+def plan(stack: str, config=None) -> str:
+    """The plan of `stack` (or of `config`, a loaded stack) as YAML text, one document per resource,
+    sorted by URN."""
+    config = config or load_stack(stack)
     run = run_program(config).raise_error()
     secrets = sorted({line for value in config.values.get(f"{config.project}:secrets", {}).values()
                       for line in [value, *value.splitlines()] if len(line) >= 6}, key=len, reverse=True)
@@ -79,18 +87,19 @@ def plan(stack: str) -> str:
             "resource": f"{record.type} {record.name}",
             "parent": record.parent.rsplit("::", 1)[-1] if record.parent else None,
             "dependsOn": sorted(d.rsplit("::", 1)[-1] for d in record.dependencies),
-            "inputs": _plain(plain_parts(_readable_connection(record.inputs)), secrets),
+            "inputs": _plain(_fold_update(plain_parts(_readable_connection(record.inputs))), secrets),
         })
     exports = _plain(plain_parts(run.exports), secrets)
     documents.append({"resource": "exports", "inputs": exports})
-    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120,
+    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True,
                          explicit_start=True)
 
 
 def _resources(text: str) -> dict[str, str]:
     """Plan text split per resource."""
     blocks: dict[str, str] = {}
-    for block in text.split("---\n"):
+    # Documents start with a bare `---` line; block text is indented, so it never holds one.
+    for block in re.split(r"^---\n", text, flags=re.M):
         if block.strip():
             name = next(line for line in block.splitlines() if line.startswith("resource:"))[len("resource: "):]
             blocks[name] = block

@@ -11,7 +11,6 @@ each, in the order the step declares them (see `SecretFile`).
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 from dataclasses import dataclass
 from typing import Iterable
@@ -89,10 +88,14 @@ class SecretFile:
 
 
 def heredoc_delimiter(content: str, stem: str = "AIRGAP_EOF") -> str:
-    """A heredoc delimiter that provably does not occur as a line of `content`."""
-    digest = hashlib.sha256(content.encode()).hexdigest()[:12]
-    delimiter = f"{stem}_{digest}"
-    assert delimiter not in content.splitlines(), "heredoc delimiter collides with content"
+    """A heredoc delimiter that is not a line of `content`: `stem`, or `stem_N` for the least N
+    that is not. It does not depend on the rest of the content, so a changed file changes only its
+    own lines in a reviewed plan."""
+    lines = set(content.splitlines())
+    delimiter, n = stem, 0
+    while delimiter in lines:
+        n += 1
+        delimiter = f"{stem}_{n}"
     return delimiter
 
 
