@@ -21,6 +21,7 @@ test-fast:  ## everything but the end-to-end tests
 bench:  ## benchmarks (on demand, not in CI)
 	$(PYTHON) bench/registry_fill.py
 	$(PYTHON) bench/mirror_update.py
+	$(PYTHON) bench/bundle.py
 
 policy:  ## every policy over every shipped stack (or STACK=<env>); non-zero on a mandatory violation
 	$(PYTHON) -m policy.offline $(STACK)

@@ -1,0 +1,256 @@
+"""Benchmark: crossing the gap with `python -m bundle`, against named baselines, in one run.
+
+The upstream fixture at `bench` scale (40 single-platform images sharing 16 MiB base layers plus
+a multi-arch index) and the upstream package trees, revisions 0 and 1. Measured:
+
+- size:   bundle bytes ÷ unique blob bytes, plain and split into parts, beside the naive way of
+          carrying images: one `skopeo copy … docker-archive:` tarball per image;
+- delta:  bytes of a revision-1 delta bundle (built against revision 0's manifest) ÷ the bytes
+          that changed (new blobs by digest, the new OCI index, changed tree files: computed
+          from the catalogs and the trees themselves, not from the bundle);
+- verify: `bundle verify` (every size and sha256, extra files looked for) against `sha256sum`
+          of the same files, plain and split;
+- import: `bundle import-registry-storage` into an empty Docker Distribution (storage written
+          while stopped, registry started, every tag, manifest and blob checked through the API)
+          against `cp -a` of the same unique blobs; the project's fill from the same layout
+          through the API is shown for scale.
+
+Run: `.venv/bin/python bench/bundle.py [--rounds 3]`. Timings are medians; everything is read
+from the page cache, so they compare CPU and copying, not disks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bundle.manifest import Manifest  # noqa: E402
+from components.images import parse_image_ref  # noqa: E402
+from components.registry import fill_image  # noqa: E402
+from components.render import fill_program, registry_fill  # noqa: E402
+from tests.harness.oci_images import generate  # noqa: E402
+from tests.harness.private_registry import PrivateRegistry  # noqa: E402
+from tests.harness.upstream import start_upstream  # noqa: E402
+from tests.harness.upstream_repos import cached_repos  # noqa: E402
+
+UPSTREAM_ADDRESS = "127.0.0.34"
+STORAGE_ADDRESS = "127.0.0.35"
+FILL_ADDRESS = "127.0.0.36"
+
+
+def bundle(*args: object, env: dict | None = None) -> tuple[float, str]:
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "bundle", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                            env={**(env or os.environ), "PYTHONPATH": str(ROOT)}, timeout=3600)
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"bundle {args[0]} failed:\n{result.stderr}")
+    return elapsed, result.stdout
+
+
+def timed(command: list[str], **kwargs) -> float:
+    started = time.monotonic()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=3600, **kwargs)
+    return time.monotonic() - started
+
+
+def directory_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def tree_state(root: Path) -> dict[str, tuple[str, int]]:
+    return {p.relative_to(root).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size)
+            for p in root.rglob("*") if p.is_file()}
+
+
+def catalog_blobs(catalog) -> dict[str, int]:
+    """Digest → size of every blob of a catalog, manifests and indexes included."""
+    found = {}
+    for image in catalog.images:
+        found[image.digest] = image.size
+        for platform in image.manifests:
+            found[platform.manifest.digest] = platform.manifest.size
+            for blob in (platform.config, *platform.layers):
+                found[blob.digest] = blob.size
+    return found
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def stop_pid(pidfile: Path) -> None:
+    if not pidfile.exists():
+        return
+    pid = int(pidfile.read_text())
+    try:
+        if b"docker-registry" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.05)
+            else:
+                os.kill(pid, signal.SIGKILL)
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    pidfile.unlink()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="bench", help="upstream fixture scale (test, medium, bench)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the timed runs; medians are reported")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-bundle-", dir="/var/tmp"))
+    upstream = start_upstream(args.scale, address=UPSTREAM_ADDRESS, port=5000)
+    try:
+        return run(args, work, upstream)
+    finally:
+        upstream.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args, work: Path, upstream) -> int:
+    catalog0 = upstream.catalog
+    env = {**os.environ, **upstream.skopeo_env()}
+    mapping = [a for r in catalog0.registries for a in ("--images-from", f"{r}={upstream.mirror_prefix(r)}")]
+    repos0, repos1 = cached_repos(0), cached_repos(1)
+    unique = catalog0.unique_blob_bytes()
+
+    def create(out: Path, catalog, repos, *extra) -> float:
+        (work / f"{out.name}.txt").write_text("".join(f"{ref}\n" for ref in catalog.refs))
+        trees = ["--apt-tree", f"upstream={repos.debian}", "--rpm-tree", f"upstream={repos.rpm}"] if repos else []
+        seconds, _ = bundle("create", "--out", out, "--images-file", work / f"{out.name}.txt", *mapping,
+                            "--src-cert-dir", upstream.cert_dir, "--work", work / "working-layout", *trees, *extra,
+                            env=env)
+        return seconds
+
+    # -- size --------------------------------------------------------------------------------
+    print(f"images: {len(catalog0.images)} ({args.scale} scale), unique blob bytes {unique / 2**20:.1f} MiB, "
+          f"per image {catalog0.total_blob_bytes() / 2**20:.1f} MiB", flush=True)
+    create_seconds = create(work / "images", catalog0, None)
+    create(work / "images-split", catalog0, None, "--split-size", "64M")
+    plain, split = directory_bytes(work / "images"), directory_bytes(work / "images-split")
+    archives = work / "archives"
+    archives.mkdir()
+    started = time.monotonic()
+    for number, ref in enumerate(catalog0.refs):
+        subprocess.run(["skopeo", "copy", "--quiet", "--src-cert-dir", str(upstream.cert_dir),
+                        f"docker://{upstream.served_ref(ref)}",
+                        f"docker-archive:{archives / f'{number:03d}.tar'}:{ref}"],
+                       check=True, env=env, timeout=600)
+    archive_seconds = time.monotonic() - started
+    naive = directory_bytes(archives)
+    shutil.rmtree(archives)
+
+    # -- delta -------------------------------------------------------------------------------
+    create(work / "r0", catalog0, repos0)
+    catalog1 = generate(work / "layout-r1", args.scale, revision=1)
+    upstream.update(catalog1)
+    delta_seconds = create(work / "r1-delta", catalog1, repos1, "--delta-against", work / "r0" / "MANIFEST.json")
+    blobs0, blobs1 = catalog_blobs(catalog0), catalog_blobs(catalog1)
+    changed_blob_bytes = sum(size for digest, size in blobs1.items() if digest not in blobs0)
+    changed_tree_bytes = 0
+    for old, new in ((repos0.debian, repos1.debian), (repos0.rpm, repos1.rpm)):
+        before, after = tree_state(old), tree_state(new)
+        changed_tree_bytes += sum(size for path, (digest, size) in after.items()
+                                  if before.get(path, ("",))[0] != digest)
+    index_bytes = (work / "r1-delta" / "images" / "index.json").stat().st_size  # the new index: always changed
+    changed = changed_blob_bytes + changed_tree_bytes + index_bytes
+    delta_bytes = directory_bytes(work / "r1-delta")
+    delta_manifest = Manifest.read(work / "r1-delta" / "MANIFEST.json")
+
+    # -- verify ------------------------------------------------------------------------------
+    def files_of(directory: Path) -> list[str]:
+        return sorted(str(p) for p in directory.rglob("*") if p.is_file())
+
+    verify_plain, sum_plain, verify_split, sum_split = [], [], [], []
+    for _ in range(args.rounds):
+        verify_plain.append(bundle("verify", work / "images")[0])
+        sum_plain.append(timed(["sha256sum", *files_of(work / "images")]))
+        verify_split.append(bundle("verify", work / "images-split")[0])
+        sum_split.append(timed(["sha256sum", *files_of(work / "images-split")]))
+
+    # -- import into a registry ----------------------------------------------------------------
+    inside = work / "inside"
+    bundle("import", work / "images", "--into", inside)
+    layout = inside / "images"
+    copy_seconds, storage_seconds, write_seconds, fill_seconds, tree_seconds = [], [], [], [], []
+    for round_number in range(args.rounds):
+        target = work / f"cp-{round_number}"
+        target.mkdir()
+        copy_seconds.append(timed(["cp", "-a", str(layout / "blobs" / "sha256"), str(target)]))
+        shutil.rmtree(target)
+
+        private = PrivateRegistry(STORAGE_ADDRESS, 5443 + round_number)
+        pidfile = work / "registry.pid"
+        try:
+            private.start()
+            private.stop()
+            start = (f"docker-registry serve {shlex.quote(str(private.state_dir / 'config.yml'))} "
+                     f">> {shlex.quote(str(private.log_file))} 2>&1 & echo $! > {shlex.quote(str(pidfile))}")
+            seconds, out = bundle("import-registry-storage", "--layout", layout, "--storage", private.storage,
+                                  "--start-command", start, "--endpoint", private.endpoint,
+                                  "--ca-file", private.cert_dir / "ca.crt", "--authfile", private.auth_file())
+            storage_seconds.append(seconds)
+            write_seconds.append(float(out.split("storage written in ", 1)[1].split("s", 1)[0]))
+            # The same files and directories the import wrote, copied: Distribution's layout has a
+            # directory per blob and per link, and creating them is a cost of the layout itself.
+            stop_pid(pidfile)
+            tree_seconds.append(timed(["cp", "-a", str(private.storage), str(work / f"storage-copy-{round_number}")]))
+            shutil.rmtree(work / f"storage-copy-{round_number}")
+        finally:
+            stop_pid(pidfile)
+            private.close()
+
+        if round_number == 0:  # for scale: the same images through the API, as the fill pushes them
+            with PrivateRegistry(FILL_ADDRESS, 5443) as private:
+                images = [fill_image(parse_image_ref(ref), {}, str(layout)) for ref in catalog0.refs]
+                (work / "plan.json").write_text(registry_fill.fill_plan(private.endpoint, images, parallel=4, retries=1))
+                fill_seconds.append(timed([sys.executable, fill_program.__file__, "--plan", str(work / "plan.json"),
+                                           "--authfile", str(private.auth_file()), "--cert-dir", str(private.cert_dir)],
+                                          env=upstream.skopeo_env(), stderr=subprocess.DEVNULL))
+
+    # -- report --------------------------------------------------------------------------------
+    print(f"\nmedians of {args.rounds} rounds; created the image bundle in {create_seconds:.1f}s "
+          f"(docker-archive tarballs: {archive_seconds:.1f}s)\n")
+    print(f"{'size':38} {'MiB':>9} {'÷ unique blob bytes':>20}")
+    for name, size in (("bundle (one OCI layout)", plain), ("bundle split into 64 MiB parts", split),
+                       ("per-image docker-archive tarballs", naive)):
+        print(f"{name:38} {size / 2**20:9.1f} {size / unique:20.3f}")
+    print(f"bundle bytes / unique blob bytes: {plain / unique:.3f} (target <= 1.01); "
+          f"docker-archive tarballs: {naive / unique:.3f}\n")
+    print(f"delta: {delta_bytes / 2**20:.2f} MiB for {changed / 2**20:.2f} MiB changed "
+          f"({len(delta_manifest.files)} files, {len(delta_manifest.carried)} carried; created in {delta_seconds:.1f}s)")
+    print(f"delta bytes / changed bytes: {delta_bytes / changed:.3f} (target <= 1.05)\n")
+    rows = (("bundle verify, plain", verify_plain, sum_plain), ("bundle verify, split", verify_split, sum_split))
+    for name, ours, baseline in rows:
+        print(f"{name:24} {median(ours):6.2f}s   sha256sum of the same files {median(baseline):6.2f}s   "
+              f"ratio {median(ours) / median(baseline):.2f} (target <= 1.2)")
+    print(f"\nimport-registry-storage {median(storage_seconds):6.2f}s (storage written in {median(write_seconds):.2f}s, "
+          f"then started and every digest checked through the API)")
+    print(f"cp -a of the unique blobs {median(copy_seconds):6.2f}s")
+    print(f"cp -a of the storage tree the import wrote (same files and directories) {median(tree_seconds):6.2f}s")
+    print(f"import / cp -a of the blobs: {median(storage_seconds) / median(copy_seconds):.2f} (target <= 1.5); "
+          f"writing alone: {median(write_seconds) / median(copy_seconds):.2f}; "
+          f"writing / cp -a of the same tree: {median(write_seconds) / median(tree_seconds):.2f}")
+    print(f"for scale, the fill from the same layout through the API: {fill_seconds[0]:.2f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
