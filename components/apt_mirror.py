@@ -108,7 +108,7 @@ class AptlyMirror(pulumi.ComponentResource):
 def mirror_spec(settings: AptMirrorSettings) -> render.AptMirrorSpec:
     repos = tuple(
         render.AptRepo(
-            name=repo.name, url=repo.url, distribution=repo.distribution, components=repo.components,
+            name=repo.name, url=repo.url or "", tree=repo.tree, distribution=repo.distribution, components=repo.components,
             architectures=repo.architectures, keys=tuple(Path(k).read_text() for k in repo.keys),
             filter=repo.filter, filter_with_deps=repo.filter_with_deps, ignore_signatures=repo.ignore_signatures,
         )

@@ -88,7 +88,7 @@ class RepoSyncMirror(pulumi.ComponentResource):
 
 def mirror_spec(settings: RpmMirrorSettings) -> render.RpmMirrorSpec:
     repos = tuple(
-        render.RpmRepo(id=repo.id, baseurl=repo.baseurl, key=Path(repo.gpg_key).read_text() if repo.gpg_key else "",
+        render.RpmRepo(id=repo.id, baseurl=f"file://{repo.tree}" if repo.tree else repo.baseurl, key=Path(repo.gpg_key).read_text() if repo.gpg_key else "",
                        releasever=repo.releasever, arches=repo.arches, metadata_signed=repo.metadata_signed)
         for repo in settings.repos
     )

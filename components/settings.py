@@ -342,9 +342,12 @@ class AptRepoSettings:
 
     name: MirrorName
     """Published as `<mirror>/<name>`; also the aptly mirror's name."""
-    url: RepoUrl
-    """Upstream archive root, e.g. http://deb.debian.org/debian."""
     distribution: Annotated[str, AfterValidator(_suite)]
+    url: RepoUrl | None = None
+    """Upstream archive root, e.g. http://deb.debian.org/debian."""
+    tree: Annotated[str, AfterValidator(_absolute_path)] | None = None
+    """In place of `url`: the archive tree of an imported bundle on the mirror host
+    (`<into>/apt/<name>`), served to aptly on loopback while it updates; signatures still checked."""
     components: Annotated[tuple[Annotated[str, AfterValidator(_component)], ...], MinLen(1), MaxLen(16)] = ("main",)
     architectures: Annotated[tuple[Annotated[str, AfterValidator(_deb_arch)], ...], MinLen(1)] = ("amd64",)
     filter: Annotated[str, AfterValidator(_aptly_filter)] | None = None
@@ -385,6 +388,9 @@ class RpmRepoSettings:
     """Repository id; published as `<mirror>/<id>`."""
     baseurl: RepoUrl | None = None
     """Upstream baseurl; leave it out to use the host's existing repository of this id."""
+    tree: Annotated[str, AfterValidator(_absolute_path)] | None = None
+    """In place of `baseurl`: the repository tree of an imported bundle on the mirror host
+    (`<into>/rpm/<id>`); signatures still checked."""
     gpg_key: Annotated[str, AfterValidator(_project_file)] | None = None
     """Armored public key that signs the packages (and the metadata, when it is signed)."""
     releasever: Annotated[str, AfterValidator(_suite)] = "9"
@@ -839,6 +845,11 @@ def _mirror_checks(hosts, parsed, secrets) -> list[str]:
                 problems.append(f"aptMirror.signingKeySecret: secret {secret!r} is not an armored GPG private key")
         for index, repo in enumerate(apt.repos):
             where = f"aptMirror.repos[{index}]"
+            if (repo.url is None) == (repo.tree is None):
+                problems.append(f"{where}: give url (the upstream archive) or tree (an imported bundle's "
+                                "archive tree on the mirror host), exactly one")
+            if repo.tree is not None and apt.method != "aptly":
+                problems.append(f"{where}.tree: a bundle's tree is mirrored with method: aptly")
             if not repo.keys and not repo.ignore_signatures:
                 problems.append(f"{where}.keys: give the upstream's armored signing key(s); "
                                 "ignoreSignatures: true skips the check (never recommended)")
@@ -855,6 +866,9 @@ def _mirror_checks(hosts, parsed, secrets) -> list[str]:
             problems.append("rpmMirror.repos: repository ids must be unique")
         for index, repo in enumerate(rpm.repos):
             where = f"rpmMirror.repos[{index}]"
+            if repo.baseurl is not None and repo.tree is not None:
+                problems.append(f"{where}: give baseurl or tree (an imported bundle's repository tree on the "
+                                "mirror host), not both")
             if repo.gpg_key is None:
                 problems.append(f"{where}.gpgKey: give the armored key that signs the packages; unsigned "
                                 "repositories are not mirrored")

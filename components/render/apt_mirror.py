@@ -44,6 +44,8 @@ class AptRepo:
     filter: str | None = None
     filter_with_deps: bool = False
     ignore_signatures: bool = False
+    tree: str | None = None
+    """An imported bundle's archive tree on the mirror host, in place of `url`."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,13 @@ REPORTS="$ROOT/aptly/public/airgap-reports"
 install -d -m 0755 "$REPORTS" "$ROOT/state"
 exec 9>"$ROOT/update.lock"
 flock 9   # the timer and `pulumi up` never update at the same time
+TREE_PIDS=()
+stop_trees() {
+  local pid
+  for pid in "${TREE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  TREE_PIDS=()
+}
+trap stop_trees EXIT
 apq() { aptly -config=__CONFIG__ "$@"; }     # queries: their output is read
 ap() { apq "$@" >&2; }                       # actions: progress goes to stderr; stdout is the report
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -127,11 +136,35 @@ print(json.dumps({"repo": name, "status": status, "previous": previous.split(), 
 PY
 }
 
+serve_tree() {  # DIR: an imported bundle's archive tree, served on a loopback port while aptly reads it
+  local port_file i
+  if [ ! -d "$1/dists" ]; then echo "apt mirror: $1 is not a Debian archive tree (no dists/)" >&2; return 1; fi
+  port_file=$(mktemp)
+  python3 - "$1" "$port_file" <<'PY' &
+import functools, http.server, os, sys
+tree, port_file = sys.argv[1:]
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=tree))
+with open(port_file + ".new", "w") as out:
+    out.write(str(server.server_address[1]))
+os.rename(port_file + ".new", port_file)
+server.serve_forever()
+PY
+  TREE_PIDS+=($!)
+  for i in $(seq 1 100); do [ -s "$port_file" ] && break; sleep 0.1; done
+  if [ ! -s "$port_file" ]; then echo "apt mirror: could not serve $1 on loopback" >&2; return 1; fi
+  TREE_URL="http://127.0.0.1:$(cat "$port_file")"
+  rm -f "$port_file"
+}
+
 upstream_seen() {  # URL DIST KEYRING SETTINGS...: hash of the upstream's (In)Release and these settings
   python3 - "$@" <<'PY'
-import hashlib, sys, urllib.error, urllib.request
+import hashlib, os, sys, urllib.error, urllib.request
 url, dist, keyring, *settings = sys.argv[1:]
-digest = hashlib.sha256("\0".join([url, dist, *settings]).encode())
+# A served tree's port changes every run: its identity is its path (AIRGAP_SOURCE).
+digest = hashlib.sha256("\0".join([os.environ.get("AIRGAP_SOURCE") or url, dist, *settings]).encode())
 with open(keyring, "rb") as keys:
     digest.update(keys.read())
 base = f"{url.rstrip('/')}/{dist}" if dist.endswith("/") else f"{url.rstrip('/')}/dists/{dist}/"
@@ -262,10 +295,16 @@ def update_program(spec: AptMirrorSpec) -> str:
     for repo in spec.repos:
         archs = ",".join(repo.architectures)
         if spec.method == "aptly":
-            calls.append("aptly_repo " + " ".join(q(v) for v in (
-                repo.name, repo.url, repo.distribution, archs, repo.filter or "",
+            rest = " ".join(q(v) for v in (
+                repo.distribution, archs, repo.filter or "",
                 "yes" if repo.filter_with_deps else "no", "yes" if repo.ignore_signatures else "no",
-                spec.keyring(repo), repo.name, *repo.components)))
+                spec.keyring(repo), repo.name, *repo.components))
+            if repo.tree:
+                calls.append(f"serve_tree {q(repo.tree)}\n"
+                             f"AIRGAP_SOURCE={q('tree:' + repo.tree)} aptly_repo {q(repo.name)} \"$TREE_URL\" {rest}\n"
+                             "stop_trees")
+            else:
+                calls.append(f"aptly_repo {q(repo.name)} {q(repo.url)} {rest}")
         else:
             calls.append("debmirror_repo " + " ".join(q(v) for v in (
                 repo.name, repo.url, repo.distribution, archs, spec.keyring(repo), *repo.components)))

@@ -36,6 +36,13 @@ def set_path(path, value):
     return edit
 
 
+def edits(*steps):
+    def edit(config):
+        for step in steps:
+            step(config)
+    return edit
+
+
 DELETE = object()
 ED25519 = SANDBOX.values["airgap-infra:hosts"]["registry"]["hostKey"]
 
@@ -110,6 +117,13 @@ CASES = [
     ("rpm-id", set_path("rpmMirror.repos.0.id", "a b"), "rpmMirror.repos[0].id", "not a repository id"),
     ("rpm-no-key", set_path("rpmMirror.repos.0.gpgKey", DELETE), "rpmMirror.repos[0].gpgKey", "unsigned"),
     ("rpm-server", set_path("rpmMirror.server", "lighttpd"), "rpmMirror.server", "'nginx' or 'httpd'"),
+    ("mirror-url-and-tree", set_path("aptMirror.repos.0.tree", "/srv/airgap/apt/debian"), "aptMirror.repos[0]", "exactly one"),
+    ("mirror-neither-url-nor-tree", set_path("aptMirror.repos.0.url", DELETE), "aptMirror.repos[0]", "exactly one"),
+    ("mirror-tree-relative", set_path("aptMirror.repos.0.tree", "srv/airgap"), "aptMirror.repos[0].tree", "absolute"),
+    ("mirror-tree-injection", set_path("aptMirror.repos.0.tree", "/srv/a;reboot"), "aptMirror.repos[0].tree", "may hold only"),
+    ("mirror-tree-debmirror", edits(set_path("aptMirror.repos.0.url", DELETE), set_path("aptMirror.repos.0.tree", "/srv/airgap/apt/debian"),
+                                    set_path("aptMirror.method", "debmirror")), "aptMirror.repos[0].tree", "method: aptly"),
+    ("rpm-baseurl-and-tree", set_path("rpmMirror.repos.0.tree", "/srv/airgap/rpm/baseos"), "rpmMirror.repos[0]", "not both"),
     ("client-unknown", set_path("mirrorClients.0.host", "ghost"), "mirrorClients[0].host", "no host named"),
     ("artifact-dotdot", set_path("fileServer.artifacts.0.path", "../etc/passwd"), "fileServer.artifacts[0].path", "not an artifact path"),
     ("artifact-absolute", set_path("fileServer.artifacts.0.path", "/etc/passwd"), "fileServer.artifacts[0].path", "not an artifact path"),

@@ -10,8 +10,7 @@ import json
 
 import pytest
 
-from tests.harness.executor import Executor
-from tests.harness.program import run_program
+from tests.e2e.stack import apply
 from tests.harness.sandbox import Sandbox, leftovers
 from tests.harness.stackfile import load_stack
 from tests.harness.upstream_repos import UpstreamRepos
@@ -29,14 +28,6 @@ def files_only(config):
     config.values["airgap-infra:mirrorClients"] = []
     config.values["airgap-infra:registryClients"] = []
     return config
-
-
-def apply(config, work):
-    executor = Executor(local_dir=work)
-    try:
-        return run_program(config, executor=executor), executor
-    finally:
-        executor.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from tests.harness.executor import Executor
-from tests.harness.program import run_program
+from tests.e2e.stack import DNF, apply, prepare_dnf_client, rpm_version
 from tests.harness.sandbox import Sandbox, leftovers
 from tests.harness.stackfile import load_stack
 from tests.harness.upstream_repos import UpstreamRepos
@@ -22,9 +21,6 @@ pytestmark = pytest.mark.e2e
 MIRROR, CLIENT = "127.0.0.12", "127.0.0.13"
 APT_ROOT = "/var/lib/airgap/apt-mirror"
 RPM_ROOT = "/var/lib/airgap/rpm-mirror"
-# dnf on the Debian client: its own installroot and an rpm database rpm can find there.
-DNF = ("HOME=/root/dnf-home dnf --assumeyes --quiet --disableplugin=local --installroot=/root/rpmroot --releasever=12 "
-       "--setopt=reposdir=/etc/yum.repos.d --setopt=cachedir=/var/cache/dnf")
 
 
 def mirrors_only(config, **apt_changes):
@@ -39,15 +35,6 @@ def mirrors_only(config, **apt_changes):
     return config
 
 
-def apply(config, work, engine_state=None):
-    executor = Executor(local_dir=work, engine_state=engine_state)
-    try:
-        run = run_program(config, executor=executor)
-    finally:
-        executor.close()
-    return run, executor
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     work = tmp_path_factory.mktemp("mirrors-e2e")
@@ -56,8 +43,7 @@ def env(tmp_path_factory):
     try:
         mirror = sandbox.up("mirror", MIRROR)
         client = sandbox.up("client", CLIENT)
-        client.ssh("install -d -m 0700 /root/dnf-home /root/rpmroot && "
-                   "printf '%%_dbpath /var/lib/rpm\\n' > /root/dnf-home/.rpmmacros")
+        prepare_dnf_client(client)
         config = mirrors_only(load_stack("sandbox"))
         run, executor = apply(config, work)
         yield {"work": work, "upstream": upstream, "mirror": mirror, "client": client, "config": config,
@@ -70,10 +56,6 @@ def env(tmp_path_factory):
 
 def installed_hello(client) -> str:
     return client.ssh("airgap-hello").stdout.strip()
-
-
-def rpm_version(client, name: str) -> str:
-    return client.ssh(f"rpm --root /root/rpmroot --dbpath /var/lib/rpm -q --qf '%{{VERSION}}' {name}").stdout.strip()
 
 
 def test_apply_publishes_both_mirrors(env):

@@ -83,6 +83,11 @@ def skopeo_raw(env, reference: str, *, certs: Path | None = None, auth: Path | N
                           env=env["upstream"].skopeo_env(), timeout=60)
 
 
+def registry_log(env) -> str:
+    """The registry's last log lines (the sandbox's systemctl keeps each unit's output)."""
+    return env["host"].ssh("tail -n 40 /var/log/journal/airgap-registry.service.unit.log", check=False).stdout
+
+
 def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -103,7 +108,7 @@ def test_every_image_has_its_source_digest_over_tls_with_auth(env):
     for image in catalog.images:
         entry = lock_entry(lock, image)
         result = skopeo_raw(env, entry["private"], certs=certs, auth=auth)
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == 0, (result.stderr, registry_log(env))
         assert digest(result.stdout) == image.digest == entry["digest"], image.ref
         by_digest = skopeo_raw(env, entry["privateByDigest"], certs=certs, auth=auth)
         assert by_digest.returncode == 0 and digest(by_digest.stdout) == image.digest
@@ -277,7 +282,7 @@ def test_trivy_databases_are_in_the_registry_as_oci_artifacts(env):
         entry = lock[ref]
         assert entry["digest"] == digest and entry["artifactType"] == trivy_artifacts.CONFIG_TYPE
         result = skopeo_raw(env, entry["private"], certs=certs, auth=auth)
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == 0, (result.stderr, registry_log(env))
         manifest = json.loads(result.stdout)
         assert digest == "sha256:" + hashlib.sha256(result.stdout).hexdigest()
         assert manifest["config"]["mediaType"] == trivy_artifacts.CONFIG_TYPE

@@ -53,6 +53,45 @@ def test_hostile_values_reach_the_functions_as_data(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+TREE_REPO = apt_mirror.AptRepo(**{**APT_REPO.__dict__, "url": "", "tree": "/srv/air gap/apt/$(touch pwned)"})
+
+
+def _function(program: str, name: str) -> str:
+    start = program.index(f"\n{name}() {{") + 1
+    return program[start:program.index("\n}\n", start) + 3]
+
+
+def test_a_bundle_tree_is_served_on_loopback_for_the_update_only(tmp_path):
+    """The tree call lines hand the path over intact, aptly reads the served URL, the tree's path
+    (not the port) identifies it; the real serve_tree serves the directory and stop_trees ends it."""
+    program = apt_mirror.update_program(apt_mirror.AptMirrorSpec(**{**APT.__dict__, "repos": (TREE_REPO,)}))
+    bash_parses(program)
+    start = program.index("\nserve_tree ") + 1
+    calls = program[start:program.index("stop_trees\n", start) + len("stop_trees\n")]
+    stub = ('serve_tree() { printf "serve %s\\n" "$1"; TREE_URL=http://127.0.0.1:1; }\n'
+            'aptly_repo() { printf "source %s\\n" "$AIRGAP_SOURCE"; printf "%s\\n" "$@"; }\n'
+            'stop_trees() { echo stopped; }\n' + calls)
+    lines = subprocess.run(["bash", "-c", stub], capture_output=True, text=True, check=True, cwd=tmp_path).stdout.splitlines()
+    assert lines[:4] == ["serve /srv/air gap/apt/$(touch pwned)", "source tree:/srv/air gap/apt/$(touch pwned)",
+                         "debian", "http://127.0.0.1:1"]
+    assert lines[-1] == "stopped" and not (tmp_path / "pwned").exists()
+
+    tree = tmp_path / "tree"
+    (tree / "dists/bookworm").mkdir(parents=True)
+    (tree / "dists/bookworm/InRelease").write_text("signed\n")
+    script = ("set -euo pipefail\nTREE_PIDS=()\n" + _function(program, "stop_trees") + _function(program, "serve_tree")
+              + f'serve_tree "$1"\npython3 -c \'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode(), end="")\' '
+              + '"$TREE_URL/dists/bookworm/InRelease"\npid=${TREE_PIDS[0]}\nstop_trees\n'
+              + 'if kill -0 "$pid" 2>/dev/null; then echo still-running; fi\necho "$TREE_URL"\n')
+    out = subprocess.run(["bash", "-c", script, "bash", str(tree)], capture_output=True, text=True, check=True,
+                         timeout=60).stdout.splitlines()
+    assert out[0] == "signed" and "still-running" not in out
+    assert out[-1].startswith("http://127.0.0.1:")
+    missing = subprocess.run(["bash", "-c", "set -e\nTREE_PIDS=()\n" + _function(program, "serve_tree") + 'serve_tree "$1"',
+                              "bash", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "not a Debian archive tree" in missing.stderr
+
+
 def test_aptly_never_skips_signatures_unless_asked():
     program = apt_mirror.update_program(APT)
     call = next(line for line in program.splitlines() if line.startswith("aptly_repo "))
