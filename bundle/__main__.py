@@ -29,7 +29,7 @@ from pathlib import Path
 # verify or an import does not pay for skopeo, TLS or tar writing code it never runs.
 from . import importer, offline, scan
 from .manifest import BundleError
-from .plugins import install_commands, shell_line
+from .plugins import install_commands, parse_platform, shell_line
 from .verify import verify_bundle
 
 
@@ -70,6 +70,8 @@ def cmd_create(args) -> int:
         out=args.out, images=images, upstreams=upstreams,
         apt_trees=_named_dirs(args.apt_tree), rpm_trees=_named_dirs(args.rpm_tree),
         files=args.files, plugins=args.pulumi_plugins, wheelhouse=args.wheelhouse,
+        pulumi_cli=list(args.pulumi_cli), plugin_requirements=list(args.plugins_for),
+        plugin_platforms=[parse_platform(value) for value in args.plugin_platform or ["linux-amd64"]],
         split_size=parse_size(args.split_size) if args.split_size else None,
         sign_key=args.sign_key, gnupghome=args.gnupghome, passphrase_file=args.passphrase_file,
         delta_against=args.delta_against, work=args.work, src_cert_dir=args.src_cert_dir,
@@ -231,7 +233,7 @@ def cmd_offline_setup(args) -> int:
         root=args.source.resolve(), backend_dir=args.backend_dir.resolve(),
         passphrase_file=args.passphrase_file.resolve(), venv=args.venv.resolve(),
         requirements=[path.resolve() for path in args.requirements], env_file=args.env_file,
-        pulumi=args.pulumi, python=args.python,
+        pulumi=args.pulumi, python=args.python, cli_dir=args.cli_dir.resolve(),
         steps=tuple(step.strip() for step in args.steps.split(",") if step.strip()))
     offline.run_setup(setup, dry_run=args.dry_run, log=say)
     return 0
@@ -260,6 +262,13 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--files", type=Path, metavar="DIR", help="file server artifacts")
     create.add_argument("--pulumi-plugins", type=Path, metavar="DIR", help="Pulumi plugin tarballs")
     create.add_argument("--wheelhouse", type=Path, metavar="DIR", help="Python wheels (and requirements.txt)")
+    create.add_argument("--pulumi-cli", type=Path, action="append", default=[], metavar="ARCHIVE",
+                        help="the Pulumi CLI archive (pulumi-v3.x.y-linux-x64.tar.gz)")
+    create.add_argument("--plugins-for", type=Path, action="append", default=[], metavar="REQUIREMENTS",
+                        help="require a plugin tarball for every provider SDK pinned there "
+                             "(default: the wheelhouse's requirements.txt)")
+    create.add_argument("--plugin-platform", action="append", metavar="OS-ARCH",
+                        help="platforms the plugins must cover (default: linux-amd64)")
     create.add_argument("--split-size", metavar="SIZE", help="cut the payload into parts of SIZE (4G, 700M)")
     create.add_argument("--sign-key", metavar="FPR", help="sign MANIFEST.json with this key")
     create.add_argument("--gnupghome", type=Path, help="GNUPGHOME holding the signing key")
@@ -327,7 +336,9 @@ def parser() -> argparse.ArgumentParser:
     setup.add_argument("--requirements", "-r", type=Path, action="append", default=[],
                        help="default: <DIR>/wheels/requirements.txt, else ./requirements.txt")
     setup.add_argument("--env-file", type=Path, default=Path("pulumi-offline.env"))
-    setup.add_argument("--pulumi", default="pulumi")
+    setup.add_argument("--pulumi", default="pulumi", help="the CLI to run (default: the one the cli step unpacks)")
+    setup.add_argument("--cli-dir", type=Path, default=Path.home() / ".pulumi" / "bin",
+                       help="where the cli step unpacks the CLI")
     setup.add_argument("--python", default=offline.default_python())
     setup.add_argument("--steps", default=",".join(offline.STEPS), help=f"some of {','.join(offline.STEPS)}")
     setup.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")

@@ -30,7 +30,7 @@ from . import repos, signing
 from .manifest import (BundleError, Entry, Manifest, check_path, copy_hashing, manifest_sha256,
                        parallel_map, sha256_file, tree_files)
 from .parts import PartWriter
-from .plugins import parse_plugin
+from .plugins import PLUGIN_URL, cli_archive, missing_plugins, parse_plugin, pinned_providers
 
 WORK_LAYOUT = ".work-images"
 
@@ -44,6 +44,11 @@ class CreateOptions:
     rpm_trees: list[tuple[str, Path]] = field(default_factory=list)
     files: Path | None = None
     plugins: Path | None = None
+    pulumi_cli: list[Path] = field(default_factory=list)
+    """Pulumi CLI archives (pulumi-v3.x.y-linux-x64.tar.gz), carried as `pulumi/cli/<name>`."""
+    plugin_requirements: list[Path] = field(default_factory=list)
+    """Requirements files whose pinned provider SDKs must each have their plugin tarball."""
+    plugin_platforms: list[tuple[str, str]] = field(default_factory=lambda: [("linux", "amd64")])
     wheelhouse: Path | None = None
     split_size: int | None = None
     sign_key: str | None = None
@@ -118,6 +123,7 @@ def _create(options: CreateOptions, base: dict | None, base_state: dict[str, Ent
         entries = _hash(candidates)
         _check_packages(packages, entries)
         plugins = [parse_plugin(path, entries[path].sha256) for path in plugin_paths]
+        _check_pinned_plugins(options, plugins, log)
         included = [e for e in entries.values() if base_state.get(e.path) != e]
         carried = [e for e in entries.values() if base_state.get(e.path) == e]
         sources = {c.path: c for c in candidates}
@@ -135,6 +141,33 @@ def _create(options: CreateOptions, base: dict | None, base_state: dict[str, Ent
     if options.sign_key:
         signing.sign(path, options.sign_key, options.gnupghome, options.passphrase_file)
     return manifest
+
+
+def _check_pinned_plugins(options: CreateOptions, plugins: list[dict], log) -> None:
+    """Every provider SDK the program pins needs its plugin at that version inside the gap."""
+    requirements = list(options.plugin_requirements)
+    shipped = options.wheelhouse / "requirements.txt" if options.wheelhouse else None
+    if not requirements and shipped is not None and shipped.is_file():
+        requirements = [shipped]
+    pinned = sorted({pin for path in requirements for pin in pinned_providers(_read_text(path))})
+    if not pinned:
+        if options.plugins is not None:
+            log("note: no requirements name provider SDKs; plugin versions are not checked (--plugins-for)")
+        return
+    missing = missing_plugins(plugins, pinned, options.plugin_platforms)
+    if missing:
+        raise BundleError("the pinned providers' plugins are missing from --pulumi-plugins: "
+                          + ", ".join(missing) + "; fetch each from "
+                          + PLUGIN_URL.format(file="<name>") + " on the connected side")
+    log(f"plugins: {len(pinned)} pinned providers, each at its version for "
+        + ", ".join(f"{o}-{a}" for o, a in options.plugin_platforms))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as error:
+        raise BundleError(f"--plugins-for {path}: {error.strerror}") from None
 
 
 def _gather(options: CreateOptions, scratch: Path, log):
@@ -174,6 +207,12 @@ def _gather(options: CreateOptions, scratch: Path, log):
             packages["rpm"] += repos.rpm_packages(root.resolve(), prefix)
         elif prefix == "pulumi/plugins":
             plugin_paths += [path for path, source, _ in found if source is not None]
+    for archive in options.pulumi_cli:
+        if not archive.is_file():
+            raise BundleError(f"--pulumi-cli {archive}: not a file")
+        path = f"pulumi/cli/{archive.name}"
+        cli_archive(path)
+        candidates.append(Candidate(path, archive))
     clashes = sorted(path for path, count in collections.Counter(c.path for c in candidates).items() if count > 1)
     if clashes:
         clash = clashes[0]

@@ -34,7 +34,7 @@ MANIFEST_NAME = "MANIFEST.json"
 SIGNATURE_NAME = "MANIFEST.json.asc"
 PARTS_DIR = "parts"
 # Top-level payload directories, in the order they are imported (metadata-free content first).
-SECTIONS = ("images", "apt", "rpm", "files", "pulumi/plugins", "wheels")
+SECTIONS = ("images", "apt", "rpm", "files", "pulumi/plugins", "pulumi/cli", "wheels")
 HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 CHUNK = 1 << 20
 HASH_WORKERS = max(2, min(8, os.cpu_count() or 2))

@@ -3,6 +3,9 @@ imported bundle and nothing else.
 
 Steps (`--steps`, all by default; `--dry-run` prints them instead):
 
+    cli      the Pulumi CLI archive of this machine's platform (`pulumi/cli/pulumi-v…-linux-x64.tar.gz`),
+             its sha256 checked against the manifest, unpacked into --cli-dir (~/.pulumi/bin), which
+             the environment file puts first on PATH; later steps run that `pulumi`
     env      an environment file to source: PULUMI_BACKEND_URL=file://…,
              PULUMI_CONFIG_PASSPHRASE_FILE, PULUMI_SKIP_UPDATE_CHECK=true,
              PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true (the CLI never reaches out)
@@ -19,14 +22,17 @@ import shlex
 import stat
 import subprocess
 import sys
+import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .importer import STATE_DIR
 from .manifest import MANIFEST_NAME, BundleError, Manifest, sha256_file
-from .plugins import install_commands, parse_plugin
+from .plugins import cli_archive, install_commands, parse_plugin, this_platform
 
-STEPS = ("env", "login", "plugins", "venv")
+STEPS = ("cli", "env", "login", "plugins", "venv")
+_CLI_ARCH = {"amd64": "x64", "arm64": "arm64"}
 PULUMI_OFFLINE_ENV = {
     "PULUMI_SKIP_UPDATE_CHECK": "true",
     "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
@@ -46,6 +52,31 @@ class OfflineSetup:
     pulumi: str = "pulumi"
     python: str = "python3"
     steps: tuple[str, ...] = STEPS
+    cli_dir: Path = Path.home() / ".pulumi" / "bin"
+
+    def manifest(self) -> Manifest | None:
+        for path in (self.root / STATE_DIR / MANIFEST_NAME, self.root / MANIFEST_NAME):
+            if path.is_file():
+                return Manifest.read(path)
+        return None
+
+    def cli_archive(self) -> Path | None:
+        """The newest CLI archive in the bundle for this machine's platform, if any."""
+        os_name, arch = this_platform()
+        directory = self.root / "pulumi" / "cli"
+        found = []
+        for path in sorted(directory.glob("pulumi-v*.tar.gz")) if directory.is_dir() else []:
+            info = cli_archive(path.name)
+            if (info["os"], info["arch"]) == (os_name, _CLI_ARCH.get(arch, arch)):
+                found.append((tuple(int(n) for n in info["version"].split(".")), path))
+        return max(found)[1] if found else None
+
+    @property
+    def pulumi_command(self) -> str:
+        """The `pulumi` later steps run: the one the cli step unpacks, unless --pulumi names another."""
+        if "cli" in self.steps and self.pulumi == "pulumi" and self.cli_archive() is not None:
+            return str(self.cli_dir / "pulumi")
+        return self.pulumi
 
     @property
     def environment(self) -> dict[str, str]:
@@ -55,12 +86,14 @@ class OfflineSetup:
     def env_file_text(self) -> str:
         lines = ["# Source this before running pulumi inside the air gap (from `python -m bundle offline-setup`)."]
         lines += [f"export {name}={shlex.quote(value)}" for name, value in self.environment.items()]
+        if "cli" in self.steps and self.cli_archive() is not None:
+            lines.append(f'export PATH={shlex.quote(str(self.cli_dir))}:"$PATH"')
         return "\n".join(lines) + "\n"
 
     def plugins(self) -> list[dict]:
-        for manifest in (self.root / STATE_DIR / MANIFEST_NAME, self.root / MANIFEST_NAME):
-            if manifest.is_file():
-                return Manifest.read(manifest).plugins
+        manifest = self.manifest()
+        if manifest is not None:
+            return manifest.plugins
         directory = self.root / "pulumi" / "plugins"
         found = sorted(p for p in directory.glob("*") if p.is_file()) if directory.is_dir() else []
         return [parse_plugin(p.relative_to(self.root).as_posix(), sha256_file(p)[1]) for p in found]
@@ -75,9 +108,9 @@ class OfflineSetup:
         """(step, command) in order; the env step writes a file and has no command."""
         found = []
         if "login" in self.steps:
-            found.append(("login", [self.pulumi, "login", f"file://{self.backend_dir}"]))
+            found.append(("login", [self.pulumi_command, "login", f"file://{self.backend_dir}"]))
         if "plugins" in self.steps:
-            commands = install_commands(self.plugins(), str(self.root), pulumi=self.pulumi)
+            commands = install_commands(self.plugins(), str(self.root), pulumi=self.pulumi_command)
             found += [("plugins", command) for command in commands]
         if "venv" in self.steps:
             pip = str(self.venv / "bin" / "pip")
@@ -86,6 +119,35 @@ class OfflineSetup:
             found.append(("venv", [pip, "install", "--no-index", "--find-links", str(self.root / "wheels"),
                                    *requirements]))
         return found
+
+
+def install_cli(setup: OfflineSetup, archive: Path, *, log=print) -> None:
+    """Unpack the CLI archive's `pulumi/<program>` files into the CLI directory, after checking
+    the archive against the manifest; nothing outside that directory is written."""
+    manifest = setup.manifest()
+    relative = archive.relative_to(setup.root).as_posix()
+    listed = manifest.state().get(relative) if manifest is not None else None
+    if manifest is not None:
+        if listed is None:
+            raise BundleError(f"{relative}: not listed in the bundle's manifest")
+        if sha256_file(archive) != (listed.size, listed.sha256):
+            raise BundleError(f"{relative}: differs from the manifest (size or sha256); import the bundle again")
+    setup.cli_dir.mkdir(parents=True, exist_ok=True)
+    installed = []
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar.getmembers():
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 2 or parts[0] != "pulumi" or parts[1] in ("", ".", ".."):
+                continue
+            source = tar.extractfile(member)
+            with tempfile.NamedTemporaryFile(dir=setup.cli_dir, delete=False) as out:
+                out.write(source.read())
+            os.chmod(out.name, 0o755)
+            os.replace(out.name, setup.cli_dir / parts[1])
+            installed.append(parts[1])
+    if "pulumi" not in installed:
+        raise BundleError(f"{relative}: holds no pulumi/pulumi program")
+    log(f"installed {', '.join(sorted(installed))} into {setup.cli_dir}")
 
 
 def check_passphrase_file(path: Path) -> str | None:
@@ -111,16 +173,23 @@ def run_setup(setup: OfflineSetup, *, dry_run: bool = False, log=print) -> list[
             raise BundleError(problem)
         if problem:
             log(f"# note: {problem}")
+    archive = setup.cli_archive() if "cli" in setup.steps else None
+    if "cli" in setup.steps and archive is None:
+        log("# note: no Pulumi CLI archive for this machine's platform in the bundle; using the installed pulumi")
     commands = setup.commands()
     if "plugins" in setup.steps and not [c for step, c in commands if step == "plugins"]:
         log("# note: no plugin tarball for this machine's platform in the bundle")
     if dry_run:
+        if archive is not None:
+            log(f"# unpack {archive} (checked against the manifest) into {setup.cli_dir}")
         if "env" in setup.steps:
             log(f"# {setup.env_file}:")
             log(setup.env_file_text().rstrip())
         for _, command in commands:
             log(shlex.join(command))
         return [command for _, command in commands]
+    if archive is not None:
+        install_cli(setup, archive, log=log)
     if "env" in setup.steps:
         setup.env_file.write_text(setup.env_file_text())
         log(f"wrote {setup.env_file}: source it before running pulumi")
@@ -134,7 +203,8 @@ def run_setup(setup: OfflineSetup, *, dry_run: bool = False, log=print) -> list[
             result = subprocess.run(command, env=environment, stdin=subprocess.DEVNULL, timeout=COMMAND_TIMEOUT,
                                     check=False)
         except FileNotFoundError:
-            hint = "; install the Pulumi CLI from the bundle's files first" if command[0] == setup.pulumi else ""
+            hint = ("; carry its archive in the bundle (create --pulumi-cli)"
+                    if command[0] == setup.pulumi_command else "")
             raise BundleError(f"{step}: {command[0]} is not installed{hint}") from None
         if result.returncode != 0:
             raise BundleError(f"{step}: {shlex.join(command)} failed with exit {result.returncode}")
