@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import errno
 import http.client
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +42,16 @@ from components.images import ImageRefError, parse_image_ref
 from components.render.fill_program import MANIFEST_TYPES, FillError, RegistryClient
 
 from .images import Layout
-from .manifest import BundleError, parallel_map
+from .manifest import BundleError
 
 V2 = Path("docker") / "registry" / "v2"
+HEX = re.compile(r"[0-9a-f]{64}")
+# Creating Distribution's directories is kernel work (an inode and a directory block each) and
+# copying is too: threads overlap them. More threads than this only contend.
+WRITE_WORKERS = 4
+# Every API check costs the registry a bcrypt comparison of the htpasswd entry (it keeps no
+# sessions): enough connections to keep every core of the registry busy, and no more.
+VERIFY_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -57,9 +67,17 @@ class StoredImage:
     """(digest, size) of every config and layer."""
 
 
+def hexdigest(digest: str, where: object) -> str:
+    """The hex of a `sha256:` digest, refused unless it is one (it becomes a path)."""
+    algorithm, _, hexadecimal = digest.partition(":")
+    if algorithm != "sha256" or not HEX.fullmatch(hexadecimal):
+        raise BundleError(f"{where}: digest {digest!r} is not sha256: and 64 lowercase hex digits")
+    return hexadecimal
+
+
 def plan(layout: Layout) -> list[StoredImage]:
     """Where each image of the layout goes in the registry."""
-    images = []
+    images, tags = [], {}
     for name, entry in sorted(layout.named().items()):
         try:
             ref = parse_image_ref(name)
@@ -69,17 +87,30 @@ def plan(layout: Layout) -> list[StoredImage]:
         pending = [entry["digest"]]
         while pending:
             digest = pending.pop(0)
+            hexdigest(digest, f"{layout.root}: {name}")
             manifests.append(digest)
             document = json.loads(layout.read(digest))
             pending += [child["digest"] for child in document.get("manifests", [])]
             for blob in ([document["config"]] if "config" in document else []) + document.get("layers", []):
+                hexdigest(blob["digest"], f"{layout.root}: {name}")
                 blobs[blob["digest"]] = int(blob["size"])
+        key = (ref.private_path, ref.private_tag)
+        if tags.setdefault(key, (name, entry["digest"]))[1] != entry["digest"]:
+            raise BundleError(f"{layout.root}: {tags[key][0]!r} and {name!r} are both {key[0]}:{key[1]} "
+                              f"in the registry, with different digests")
         images.append(StoredImage(name, ref.private_path, ref.private_tag, entry["digest"], tuple(manifests),
                                   tuple(sorted(blobs.items()))))
     return images
 
 
 class StorageWriter:
+    """Files of Distribution's storage, each written so that a crash leaves either nothing, a
+    temporary file the registry never reads, or the complete file: blob data and a tag's
+    `current` link through a temporary file and a rename; other links straight into a directory
+    this run has just created (nothing can read them before the tag that leads to them moves).
+
+    Directories are created once each, parents first, by whichever thread needs one first."""
+
     def __init__(self, storage: Path, *, link: bool = False):
         self.storage = storage
         self.root = storage / V2
@@ -88,92 +119,201 @@ class StorageWriter:
         status = storage.stat() if storage.exists() else None
         owner = (status.st_uid, status.st_gid) if status else None
         self.owner = owner if owner and os.geteuid() == 0 and owner != (os.geteuid(), os.getegid()) else None
-        self._directories: set[Path] = set()
-
-    def _own(self, path: Path) -> None:
-        if self.owner:
-            os.chown(path, *self.owner)
-
-    def _mkdirs(self, directory: Path) -> None:
-        if directory in self._directories:
-            return
-        missing = []
-        while directory not in self._directories and not directory.is_dir():
+        self._made: set[str] = set()
+        """Directories known to exist (created by this run or found)."""
+        self._suffix = f".{os.getpid()}"
+        missing, directory = [], self.root
+        while not directory.is_dir():
             missing.append(directory)
             directory = directory.parent
-        for path in reversed(missing):
-            path.mkdir(exist_ok=True)
-            self._own(path)
-        self._directories.update(missing)
+        for directory in reversed(missing):
+            self._mkdir(os.fspath(directory))
+        self._made.add(os.fspath(self.root))
 
-    def blob(self, source: Path, hexdigest: str) -> bool:
-        """Write one blob's data unless the same bytes are there; True if written."""
-        target = self.root / "blobs" / "sha256" / hexdigest[:2] / hexdigest / "data"
-        if target.exists() and target.stat().st_size == source.stat().st_size:
+    def _mkdir(self, path: str) -> bool:
+        """True if this call created `path` (so it is empty), False if it was there."""
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
             return False
-        self._mkdirs(target.parent)
-        temporary = target.with_name(f".data.{os.getpid()}")
+        if self.owner:
+            os.chown(path, *self.owner)
+        return True
+
+    def _mkdirs(self, directory: str | Path) -> bool:
+        """`directory` and its missing parents; True if this call created `directory` itself."""
+        directory = os.fspath(directory)
+        if directory in self._made:
+            return False
+        missing, path = [], directory
+        while path not in self._made:
+            missing.append(path)
+            path = os.path.dirname(path)
+        created = False
+        for path in reversed(missing):  # another thread may create a shared parent first: fine
+            created = self._mkdir(path)
+            self._made.add(path)
+        return created
+
+    def _create(self, path: str, mode: int) -> int:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+
+    def _temporary(self, directory: str, name: str, fresh: bool) -> str:
+        temporary = f"{directory}/.{name}{self._suffix}"
+        if not fresh:  # left by a crashed run with the same pid: never write through it
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass
+        return temporary
+
+    def _copy(self, source: str, temporary: str) -> None:
+        with open(source, "rb") as reading:
+            descriptor = self._create(temporary, 0o644)
+            with open(descriptor, "wb") as writing:
+                size = os.fstat(reading.fileno()).st_size
+                copied = 0
+                try:
+                    while copied < size:  # in the kernel, without a pass through Python
+                        step = os.copy_file_range(reading.fileno(), descriptor, size - copied)
+                        if step == 0:
+                            break
+                        copied += step
+                except OSError as error:
+                    if copied or error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                        raise
+                    shutil.copyfileobj(reading, writing, 1 << 20)
+                os.fchmod(descriptor, 0o644)
+                if self.owner:
+                    os.fchown(descriptor, *self.owner)
+
+    def blob(self, source: Path | str, hexdigest: str, size: int | None = None) -> bool:
+        """Write one blob's data unless the same bytes are there; True if written."""
+        source = os.fspath(source)
+        if size is None:
+            size = os.stat(source).st_size
+        directory = f"{self.root}/blobs/sha256/{hexdigest[:2]}/{hexdigest}"
+        target = f"{directory}/data"
+        fresh = self._mkdirs(directory)
+        if not fresh:
+            try:
+                if os.stat(target).st_size == size:
+                    return False
+            except FileNotFoundError:
+                pass
+        temporary = self._temporary(directory, "data", fresh)
+        linked = False
         if self.link:
             try:
                 os.link(source, temporary)
+                linked = True
             except OSError:
-                shutil.copyfile(source, temporary)
+                pass
+        if linked:
+            os.chmod(temporary, 0o644)
+            if self.owner:
+                os.chown(temporary, *self.owner)
         else:
-            shutil.copyfile(source, temporary)
-        os.chmod(temporary, 0o644)
-        self._own(temporary)
+            self._copy(source, temporary)
         os.replace(temporary, target)
         return True
 
-    def write_link(self, path: Path, digest: str) -> None:
-        self._mkdirs(path.parent)
+    def write_link(self, path: Path | str, digest: str, *, atomic: bool = True) -> None:
+        """`path` (…/link) holding `digest`. In a directory this call creates, and unless
+        `atomic`, the file is written in place; otherwise a temporary file is renamed over it."""
+        path = os.fspath(path)
+        directory = os.path.dirname(path)
+        fresh = self._mkdirs(directory)
+        data = digest.encode()
+        if not fresh:
+            try:
+                with open(path, "rb") as handle:
+                    if handle.read() == data:
+                        return
+            except FileNotFoundError:
+                pass
+        target = path if fresh and not atomic else self._temporary(directory, "link", fresh)
+        descriptor = self._create(target, 0o666)
         try:
-            with open(path) as handle:
-                if handle.read() == digest:
-                    return
-        except FileNotFoundError:
-            pass
-        temporary = path.with_name(f".link.{os.getpid()}")
-        with open(temporary, "w") as handle:
-            handle.write(digest)
-        self._own(temporary)
-        os.replace(temporary, path)
+            if self.owner:
+                os.fchown(descriptor, *self.owner)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view):]
+        finally:
+            os.close(descriptor)
+        if target != path:
+            os.replace(target, path)
 
-    def repository(self, image: StoredImage) -> None:
-        repository = self.root / "repositories" / image.repository
-        for digest, _ in image.blobs:
-            self.write_link(repository / "_layers" / "sha256" / digest.partition(":")[2] / "link", digest)
-        for digest in image.manifests:
-            revision = repository / "_manifests" / "revisions" / "sha256" / digest.partition(":")[2]
-            self.write_link(revision / "link", digest)
-        tag = repository / "_manifests" / "tags" / image.tag
-        self.write_link(tag / "index" / "sha256" / image.digest.partition(":")[2] / "link", image.digest)
-        # The tag moves last: until then it names the previous digest, whose links are intact.
-        self.write_link(tag / "current" / "link", image.digest)
+    def repository(self, images: list[StoredImage], *, tags: bool = True) -> None:
+        """Every link of the images of one repository; the tags' `current` links last (or not
+        at all: `tags=False`, for `tag()` once everything else is written)."""
+        repository = f"{self.root}/repositories/{images[0].repository}"
+        layers = sorted({digest for image in images for digest, _ in image.blobs})
+        manifests = sorted({digest for image in images for digest in image.manifests})
+        for digest in layers:
+            self.write_link(f"{repository}/_layers/sha256/{digest[7:]}/link", digest, atomic=False)
+        for digest in manifests:
+            self.write_link(f"{repository}/_manifests/revisions/sha256/{digest[7:]}/link", digest, atomic=False)
+        for image in images:
+            tag = f"{repository}/_manifests/tags/{image.tag}"
+            self.write_link(f"{tag}/index/sha256/{image.digest[7:]}/link", image.digest, atomic=False)
+            self._mkdirs(f"{tag}/current")
+        if tags:
+            for image in images:
+                self.tag(image)
+
+    def tag(self, image: StoredImage) -> None:
+        """The tag moves last, by a rename: until then it names its previous digest, whose links are intact."""
+        self.write_link(f"{self.root}/repositories/{image.repository}/_manifests/tags/{image.tag}/current/link",
+                        image.digest)
+
+
+def _run_all(function, items: list, workers: int) -> list:
+    if len(items) < 2:
+        return [function(item) for item in items]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(function, items))
 
 
 def write_storage(layout_dir: Path, storage: Path, *, link: bool = False,
                   log=print) -> tuple[list[StoredImage], int, int]:
-    """Write every image of the layout; returns (images, blobs written, bytes written)."""
+    """Write every image of the layout; returns (images, blobs written, bytes written).
+
+    Blob data and every link but the tags' `current` ones are written together, on a few
+    threads (directory creation, not copying bytes, is most of the cost, and it overlaps);
+    the tags move only once everything they lead to is in place."""
     layout = Layout(layout_dir)
     images = plan(layout)
     writer = StorageWriter(storage, link=link)
-    writer._mkdirs(writer.root / "blobs" / "sha256")
     digests = sorted({digest for image in images for digest in image.manifests}
                      | {digest for image in images for digest, _ in image.blobs})
-    missing = [d for d in digests if not layout.blob_path(d).is_file()]
-    if missing:
-        raise BundleError(f"{layout.blob_path(missing[0])}: missing from the layout ({len(missing)} blobs missing)")
-    sources = sorted(((layout.blob_path(d), d.partition(":")[2]) for d in digests), key=lambda s: -s[0].stat().st_size)
-    written = parallel_map(lambda source: writer.blob(*source), sources, workers=max(2, os.cpu_count() or 2))
-    written_bytes = sum(source.stat().st_size for (source, _), done in zip(sources, written) if done)
-    # Distribution's layout is a directory per link: on most filesystems creating them, not
-    # copying bytes, is the cost, and it parallelises. One task a repository: tags of the same
-    # repository share its links.
+    sources = []
+    for digest in digests:
+        path = layout.blob_path(digest)
+        try:
+            sources.append((os.stat(path).st_size, os.fspath(path), digest[7:]))
+        except FileNotFoundError:
+            missing = [d for d in digests if not layout.blob_path(d).is_file()]
+            raise BundleError(f"{layout.blob_path(missing[0])}: missing from the layout "
+                              f"({len(missing)} blobs missing)") from None
+    sources.sort(reverse=True)  # largest first: the copies finish together
     by_repository: dict[str, list[StoredImage]] = {}
     for image in images:
         by_repository.setdefault(image.repository, []).append(image)
-    parallel_map(lambda group: [writer.repository(image) for image in group], list(by_repository.values()), workers=8)
+
+    def task(item) -> bool:
+        if isinstance(item, tuple):
+            size, path, hexadecimal = item
+            return writer.blob(path, hexadecimal, size)
+        writer.repository(item, tags=False)
+        return False
+
+    written = _run_all(task, [*sources, *by_repository.values()], WRITE_WORKERS)[:len(sources)]
+    _run_all(writer.tag, images, WRITE_WORKERS)
+    written_bytes = sum(size for (size, _, _), done in zip(sources, written) if done)
     log(f"wrote {sum(written)} blobs ({written_bytes} bytes) and {len(images)} tags into {storage}")
     return images, sum(written), written_bytes
 
@@ -205,41 +345,92 @@ def answers(endpoint: str, context: ssl.SSLContext) -> bool:
         connection.close()
 
 
-def wait_until_up(endpoint: str, context: ssl.SSLContext, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if answers(endpoint, context):
-            return
-        time.sleep(0.02)
-    raise BundleError(f"{endpoint}: the registry did not answer within {timeout:.0f} s of starting")
+def wait_until_up(endpoint: str, context: ssl.SSLContext, timeout: float, *, log=None) -> float:
+    """Poll `/v2/` until the registry answers; the seconds it took. A refused connection costs
+    next to nothing, so for the first second a poll every 5 ms (Distribution answers some 25 ms
+    after it is started), then backing off to 0.1 s, for a service manager that takes its time."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while not answers(endpoint, context):
+        now = time.monotonic()
+        if now >= deadline:
+            raise BundleError(f"{endpoint}: the registry did not answer within {timeout:.0f} s of starting")
+        time.sleep(min(0.005 if now - started < 1 else 0.1, max(deadline - now, 0)))
+    elapsed = time.monotonic() - started
+    (log or (lambda message: print(message, flush=True)))(f"{endpoint}: answering {elapsed:.2f}s after the start")
+    return elapsed
 
 
-def verify_registry(endpoint: str, images: list[StoredImage], context: ssl.SSLContext, auth: str | None) -> list[str]:
-    """Every tag's digest, every manifest and every blob (with its size), through the API."""
+@dataclass(frozen=True)
+class Check:
+    image: StoredImage
+    kind: str
+    """`tag`, `manifest` or `blob`."""
+    digest: str
+    size: int = 0
+
+
+def checks(images: list[StoredImage]) -> list[Check]:
+    """One API request each: every tag, every platform manifest and every blob of every
+    repository (a repository's blob is checked once however many of its tags use it)."""
+    found, seen = [], set()
+    for image in images:
+        found.append(Check(image, "tag", image.digest))
+        for manifest in image.manifests[1:]:
+            if (image.repository, manifest) not in seen:
+                seen.add((image.repository, manifest))
+                found.append(Check(image, "manifest", manifest))
+        for blob, size in image.blobs:
+            if (image.repository, blob) not in seen:
+                seen.add((image.repository, blob))
+                found.append(Check(image, "blob", blob, size))
+    return found
+
+
+def verify_registry(endpoint: str, images: list[StoredImage], context: ssl.SSLContext, auth: str | None,
+                    *, workers: int = VERIFY_WORKERS) -> list[str]:
+    """Every tag's digest, every manifest and every blob (with its size), through the API.
+
+    The requests are independent: they go out on `workers` threads, each keeping its own
+    connection alive. Once a connection fails for good (after the client's retries), the
+    checks not yet made are counted, not tried."""
     client = RegistryClient(endpoint, context, auth)
+    broken = threading.Event()
 
-    def check(image: StoredImage) -> list[str]:
-        problems = []
+    def check(item: Check) -> str | None:
+        image = item.image
+        if broken.is_set():
+            return ""
         try:
-            digest = client.digest(image.repository, image.tag)
-            if digest != image.digest:
-                problems.append(f"{image.name}: the registry serves {digest} for "
-                                f"{image.repository}:{image.tag}, the layout has {image.digest}")
-            for manifest in image.manifests[1:]:
-                status, headers, _ = client.request("HEAD", image.repository, f"manifests/{manifest}", MANIFEST_TYPES)
-                if status != 200 or headers.get("docker-content-digest") != manifest:
-                    problems.append(f"{image.name}: manifest {manifest} answers {status}")
-            for blob, size in image.blobs:
-                status, headers, _ = client.request("HEAD", image.repository, f"blobs/{blob}")
-                if status != 200 or int(headers.get("content-length", -1)) != size:
-                    problems.append(f"{image.name}: blob {blob} answers {status} "
-                                    f"({headers.get('content-length')} bytes, {size} expected)")
-        except (OSError, http.client.HTTPException, FillError) as error:
-            problems.append(f"{image.name}: {error}")
-        return problems
+            if item.kind == "tag":
+                digest = client.digest(image.repository, image.tag)
+                if digest != image.digest:
+                    return (f"{image.name}: the registry serves {digest} for "
+                            f"{image.repository}:{image.tag}, the layout has {image.digest}")
+            elif item.kind == "manifest":
+                status, headers, _ = client.request("HEAD", image.repository, f"manifests/{item.digest}",
+                                                    MANIFEST_TYPES)
+                if status != 200 or headers.get("docker-content-digest") != item.digest:
+                    return f"{image.name}: manifest {item.digest} answers {status}"
+            else:
+                status, headers, _ = client.request("HEAD", image.repository, f"blobs/{item.digest}")
+                if status != 200 or int(headers.get("content-length", -1)) != item.size:
+                    return (f"{image.name}: blob {item.digest} answers {status} "
+                            f"({headers.get('content-length')} bytes, {item.size} expected)")
+        except (OSError, http.client.HTTPException) as error:
+            broken.set()
+            return f"{image.name}: {item.kind} {item.digest}: {error}"
+        except FillError as error:
+            return f"{image.name}: {error}"
+        return None
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        return [problem for found in pool.map(check, images) for problem in found]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(check, checks(images)))
+    problems = [result for result in results if result]
+    skipped = results.count("")
+    if skipped:
+        problems.append(f"{endpoint}: {skipped} further checks not made after the connection failed")
+    return problems
 
 
 def run(command: str, what: str) -> None:
