@@ -6,6 +6,7 @@ deletes blobs (`storage.delete.enabled: false`); TLS and htpasswd auth are alway
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import yaml
@@ -13,6 +14,12 @@ import yaml
 from .shell import SecretFile, put_file, q, take_secrets
 
 CONFIG_DIR = "/etc/airgap/registry"
+# Distribution writes a repository's `link` files (and manifests) in place, not through a rename:
+# stopped mid-request it can leave an empty link, which it then answers with a 500 for as long as
+# the link exists. On SIGTERM it finishes the requests it has started, for up to DRAIN; the
+# service manager waits a little longer than that before it kills.
+DRAIN_SECONDS = 30
+STOP_TIMEOUT_SECONDS = DRAIN_SECONDS + 15
 UNIT_NAME = "airgap-registry.service"
 CONTAINER_NAME = "airgap-registry"
 SERVICE_USER = "docker-registry"
@@ -63,6 +70,7 @@ def registry_config(*, listen: str, storage: str, cert: str, key: str, htpasswd:
             "addr": listen,
             "tls": {"certificate": cert, "key": key, "minimumtls": "tls1.2"},
             "headers": {"X-Content-Type-Options": ["nosniff"]},
+            "draintimeout": f"{DRAIN_SECONDS}s",
         },
         "auth": {"htpasswd": {"realm": "airgap-registry", "path": htpasswd}},
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
@@ -70,8 +78,49 @@ def registry_config(*, listen: str, storage: str, cert: str, key: str, htpasswd:
     return yaml.safe_dump(config, sort_keys=True, default_flow_style=False)
 
 
-def registry_unit(config_path: str = f"{CONFIG_DIR}/config.yml") -> str:
+REPAIR_SCRIPT = f"{CONFIG_DIR}/repair-links.sh"
+# Run before every start. A link's directory names the digest it holds (…/sha256/<hex>/link),
+# except a tag's `current` link: an empty one of the first kind is written again when its blob is
+# there, the rest are removed (the tag is then absent, and the next fill writes it).
+REPAIR_LINKS = r"""#!/bin/sh
+# Repairs the empty `link` files a registry killed mid-write leaves (airgap-infra).
+set -eu
+cd /  # find returns to where it started; the caller's directory may be closed to this user
+storage=$1
+v2="$storage/docker/registry/v2"
+[ -d "$v2/repositories" ] || exit 0
+find "$v2/repositories" -type f -name link -empty | while IFS= read -r link; do
+  dir=${link%/link}
+  hex=${dir##*/}
+  restore=no
+  case "${dir%/*}:$hex" in
+    */sha256:*[!0-9a-f]*) ;;
+    */sha256:*)
+      if [ "${#hex}" -eq 64 ] && [ -f "$v2/blobs/sha256/$(printf '%.2s' "$hex")/$hex/data" ]; then
+        restore=yes
+      fi ;;
+  esac
+  if [ "$restore" = yes ]; then
+    printf 'sha256:%s' "$hex" > "$dir/.link.repair"
+    mv -f "$dir/.link.repair" "$link"
+    echo "repair-links: $link: written again (sha256:$hex)"
+  else
+    rm -f "$link"
+    echo "repair-links: $link: empty, removed"
+  fi
+done
+"""
+
+
+def repair_links(storage: str) -> str:
+    """The command that runs the repair over `storage` (installed by the install step)."""
+    return f"/bin/sh {q(REPAIR_SCRIPT)} {q(storage)}"
+
+
+def registry_unit(storage: str, config_path: str = f"{CONFIG_DIR}/config.yml") -> str:
     """systemd unit for the package runtime."""
+    if not re.fullmatch(r"/[A-Za-z0-9._/+-]+", storage):
+        raise ValueError(f"registry storage {storage!r}: only an absolute path of letters, digits and . _ / + -")
     return f"""[Unit]
 Description=Private container registry (airgap-infra)
 After=network-online.target
@@ -81,9 +130,11 @@ Wants=network-online.target
 Type=simple
 User={SERVICE_USER}
 Group={SERVICE_USER}
+ExecStartPre={repair_links(storage)}
 ExecStart=/usr/bin/docker-registry serve {config_path}
 Restart=on-failure
 RestartSec=2
+TimeoutStopSec={STOP_TIMEOUT_SECONDS}
 NoNewPrivileges=yes
 ProtectSystem=full
 PrivateTmp=yes
@@ -149,7 +200,8 @@ def install_package_runtime(spec: RegistrySpec) -> str:
         put_file(f"{CONFIG_DIR}/config.yml", config, mode="0644", tag="config"),
         put_file(f"{CONFIG_DIR}/server.crt", spec.cert_pem, mode="0644", tag="tls"),
         put_file(f"{CONFIG_DIR}/ca.crt", spec.ca_pem, mode="0644", tag="ca"),
-        put_file(f"/etc/systemd/system/{UNIT_NAME}", registry_unit(), mode="0644", tag="unit"),
+        put_file(REPAIR_SCRIPT, REPAIR_LINKS, mode="0755", tag="repair"),
+        put_file(f"/etc/systemd/system/{UNIT_NAME}", registry_unit(spec.storage_path), mode="0644", tag="unit"),
         take_secrets(secret_files("package")),
         "if airgap_changed unit; then systemctl daemon-reload; fi",
         f"systemctl enable {UNIT_NAME} >/dev/null 2>&1 || true",
@@ -175,7 +227,7 @@ def install_docker_runtime(spec: RegistrySpec) -> str:
     name = q(CONTAINER_NAME)
     image = q(spec.docker_image)
     run = " ".join([
-        "docker run -d", f"--name {name}", "--restart=always",
+        "docker run -d", f"--name {name}", "--restart=always", f"--stop-timeout {STOP_TIMEOUT_SECONDS}",
         f"-p {q(f'{spec.address}:{spec.port}:5000')}",
         f"-v {q(spec.storage_path + ':/var/lib/registry')}",
         f"-v {q(CONFIG_DIR + ':' + inner + ':ro')}",
@@ -194,15 +246,21 @@ def install_docker_runtime(spec: RegistrySpec) -> str:
         put_file(f"{CONFIG_DIR}/config.yml", config, mode="0644", tag="config"),
         put_file(f"{CONFIG_DIR}/server.crt", spec.cert_pem, mode="0644", tag="tls"),
         put_file(f"{CONFIG_DIR}/ca.crt", spec.ca_pem, mode="0644", tag="ca"),
+        put_file(REPAIR_SCRIPT, REPAIR_LINKS, mode="0755", tag="repair"),
         take_secrets(secret_files("docker")),
         f"current=$(docker inspect -f '{{{{index .Config.Labels \"airgap.image-id\"}}}}' {name} 2>/dev/null || true)",
         f"published=$(docker port {name} 5000/tcp 2>/dev/null | head -n1 || true)",
         f"if [ \"$current\" != \"$image_id\" ] || [ \"$published\" != {q(f'{spec.address}:{spec.port}')} ]; then",
+        f"  docker stop {name} >/dev/null 2>&1 || true",
         f"  docker rm -f {name} >/dev/null 2>&1 || true",
+        f"  {repair_links(spec.storage_path)} >&2",
         f"  {run}",
         "elif airgap_changed config tls auth; then",
-        f"  docker restart {name}",
+        f"  docker stop {name} >/dev/null",
+        f"  {repair_links(spec.storage_path)} >&2",
+        f"  docker start {name} >/dev/null",
         f"elif [ \"$(docker inspect -f '{{{{.State.Running}}}}' {name})\" != true ]; then",
+        f"  {repair_links(spec.storage_path)} >&2",
         f"  docker start {name}",
         "fi",
         health_check(spec),
@@ -219,6 +277,7 @@ def uninstall(runtime: str, storage_path: str, *, purge: bool) -> str:
             "systemctl daemon-reload >/dev/null 2>&1 || true",
         ]
     else:
+        lines.append(f"docker stop {q(CONTAINER_NAME)} >/dev/null 2>&1 || true")  # drains, unlike rm -f
         lines.append(f"docker rm -f {q(CONTAINER_NAME)} >/dev/null 2>&1 || true")
     lines.append(f"rm -rf {q(CONFIG_DIR)}")
     if purge:

@@ -85,7 +85,7 @@ def skopeo_raw(env, reference: str, *, certs: Path | None = None, auth: Path | N
 
 def registry_log(env) -> str:
     """The registry's last log lines (the sandbox's systemctl keeps each unit's output)."""
-    return env["host"].ssh("tail -n 40 /var/log/journal/airgap-registry.service.unit.log", check=False).stdout
+    return env["host"].ssh("tail -n 40 /var/log/journal/airgap-registry.service.log", check=False).stdout
 
 
 def digest(data: bytes) -> str:
@@ -214,17 +214,35 @@ def test_registry_stopped_mid_fill_then_reapplied_loses_nothing(env):
         executor.close()
     assert "survivors" in watched, "the fill finished before the registry could be stopped"
     assert interrupted.error is not None, "the fill cannot succeed with the registry stopped"
+    # What a kill (not a stop: the registry drains on SIGTERM) can leave: an empty layer link and
+    # an empty tag link. Distribution answers either with a 500 until the unit's repair runs.
+    repositories = f"{STORAGE}/docker/registry/v2/repositories"
+    broken = host.ssh(
+        f"tag=$(find {repositories} -path '*_manifests/tags/*/current/link' | sort | head -n1); "
+        "repository=${tag%%/_manifests/*}; "
+        "layer=$(find \"$repository/_layers\" -name link | sort | head -n1); "
+        ": > \"$tag\"; : > \"$layer\"; echo \"$tag\"; echo \"$layer\"",
+        check=True).stdout.split()
+    assert len(broken) == 2 and all(path.endswith("/link") for path in broken), broken
 
     executor = Executor(local_dir=env["work"])
     try:
         again = run_program(env["config"], executor=executor)
     finally:
         executor.close()
-    assert again.error is None, again.error
+    if again.error is not None:
+        fill = next((entry for entry in executor.log if entry.name == "registry-fill"), None)
+        failures = [line for line in (fill.stderr if fill else "").splitlines() if "fail" in line.lower()]
+        empty = host.ssh(f"find {STORAGE}/docker -type f -size -72c ! -size 71c -printf '%s %p\\n' | head -n 20").stdout
+        raise AssertionError(f"{again.error}\n{failures}\nshort files:\n{empty}\nregistry log:\n{registry_log(env)}")
     assert again.exports["imageLock"] == env["first"].exports["imageLock"]
     fill = next(entry for entry in executor.log if entry.name == "registry-fill")
     present = int(re.search(r"(\d+) of \d+ images already present", fill.stderr).group(1))
-    assert present >= int(watched["survivors"]) >= 3, "images stored before the stop were copied again"
+    assert present >= int(watched["survivors"]) - 1 >= 2, "images stored before the stop were copied again"
+    log = host.ssh("grep -h 'repair-links:' /var/log/journal/airgap-registry.service.log || true").stdout
+    assert f"repair-links: {broken[0]}: empty, removed" in log, log
+    assert f"repair-links: {broken[1]}: written again (sha256:" in log, log
+    assert host.ssh(f"cat {broken[1]}").stdout.strip() == "sha256:" + broken[1].split("/")[-2]
     test_every_image_has_its_source_digest_over_tls_with_auth(env)
 
 

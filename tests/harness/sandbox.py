@@ -727,7 +727,7 @@ class SandboxHost:
     def boot_log(self) -> str:
         """The tail of the init log and of the ssh unit's log, for error messages."""
         parts = []
-        for path in (self.directory / "init.log", self.root / "var/log/journal/ssh.service.unit.log"):
+        for path in (self.directory / "init.log", self.root / "var/log/journal/ssh.service.log"):
             if path.is_file():
                 parts.append(f"--- {path}\n{_tail(path.read_text(errors='replace'))}")
         return "\n".join(parts)

@@ -37,6 +37,7 @@ def test_config_table():
     assert config["http"]["tls"] == {"certificate": "/c.crt", "key": "/c.key", "minimumtls": "tls1.2"}
     assert config["auth"] == {"htpasswd": {"realm": "airgap-registry", "path": "/h"}}
     assert "proxy" not in config, "never a pull-through cache to a public registry"
+    assert config["http"]["draintimeout"] == "30s", "requests started before a stop are finished"
     assert "notifications" not in config
 
 
@@ -47,10 +48,25 @@ def test_config_is_stable_text():
 
 def test_unit_passes_systemd_analyze(tmp_path):
     unit = tmp_path / render.UNIT_NAME
-    unit.write_text(render.registry_unit())
+    unit.write_text(render.registry_unit("/var/lib/airgap/registry"))
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "User=docker-registry" in unit.read_text()
+    text = unit.read_text()
+    assert "User=docker-registry" in text
+    assert ("ExecStartPre=/bin/sh /etc/airgap/registry/repair-links.sh /var/lib/airgap/registry\n"
+            in text), "every start repairs what a kill left"
+    assert "TimeoutStopSec=45\n" in text, "longer than the registry's drain"
+
+
+@pytest.mark.parametrize("storage", ["relative/path", "/var/lib/a b", "/var/lib/$x", "/var/lib/a\nExecStart=/bin/sh"])
+def test_unit_refuses_storage_it_cannot_write_safely(storage):
+    with pytest.raises(ValueError, match="registry storage"):
+        render.registry_unit(storage)
+
+
+def test_repair_script_parses():
+    subprocess.run(["sh", "-n", "-c", render.REPAIR_LINKS], check=True)
+    subprocess.run(["bash", "-n", "-c", render.REPAIR_LINKS], check=True)
 
 
 @pytest.mark.parametrize("runtime", ["package", "docker"])
@@ -76,7 +92,12 @@ def test_docker_install_table():
     body = render.install_docker_runtime(spec(runtime="docker", docker_image="registry:2.8.3",
                                               docker_archive="/var/lib/airgap/images/registry.tar"))
     assert "docker load -i /var/lib/airgap/images/registry.tar" in body
-    assert "--restart=always" in body
+    assert "--restart=always --stop-timeout 45" in body
+    assert "docker restart" not in body, "stop, repair, start: never a restart without the repair"
+    repair = "/bin/sh /etc/airgap/registry/repair-links.sh /var/lib/airgap/registry >&2"
+    assert body.count(repair) == 3, "before every start of the container"
+    assert "airgap_install_file /etc/airgap/registry/repair-links.sh 0755 root:root repair" in body
+    assert body.index("docker stop airgap-registry") < body.index("docker rm -f airgap-registry"), "drained first"
     assert "-p 10.0.0.5:5443:5000" in body, "published on the host's own address only"
     assert "-v /var/lib/airgap/registry:/var/lib/registry" in body
     assert "-v /etc/airgap/registry:/etc/docker/registry:ro" in body
@@ -85,9 +106,12 @@ def test_docker_install_table():
     assert "0.0.0.0:5000" in config and "/var/lib/registry" in config
 
 
-def test_hostile_values_are_quoted():
-    body = render.install_package_runtime(spec(storage_path="/var/lib/a b;rm -rf x"))
-    assert "'/var/lib/a b;rm -rf x'" in body
+def test_hostile_values_are_quoted_or_refused():
+    body = render.install_docker_runtime(spec(runtime="docker", storage_path="/var/lib/a b;rm -rf x"))
+    assert "repair-links.sh '/var/lib/a b;rm -rf x' >&2" in body
+    assert "install -d -m 0750 '/var/lib/a b;rm -rf x'" in body
+    with pytest.raises(ValueError, match="registry storage"):  # a unit file has no shell quoting
+        render.install_package_runtime(spec(storage_path="/var/lib/a b;rm -rf x"))
 
 
 @pytest.mark.parametrize("purge", [False, True])
