@@ -78,16 +78,30 @@ def registry_config(*, listen: str, storage: str, cert: str, key: str, htpasswd:
     return yaml.safe_dump(config, sort_keys=True, default_flow_style=False)
 
 
-REPAIR_SCRIPT = f"{CONFIG_DIR}/repair-links.sh"
-# Run before every start. A link's directory names the digest it holds (…/sha256/<hex>/link),
-# except a tag's `current` link: an empty one of the first kind is written again when its blob is
-# there, the rest are removed (the tag is then absent, and the next fill writes it).
-REPAIR_LINKS = r"""#!/bin/sh
-# Repairs the empty `link` files a registry killed mid-write leaves (airgap-infra).
+REPAIR_SCRIPT = f"{CONFIG_DIR}/repair-storage.sh"
+# Run before every start. Distribution writes manifests and links in place (create, then write),
+# so a kill can leave either empty, and it then answers every request that reads one with a 500,
+# a re-push included. An empty blob `data` (manifests are written this way) is removed: the next
+# fill writes it again. A link's directory names the digest it holds (…/sha256/<hex>/link), except
+# a tag's `current` link: an empty one of the first kind is written again when its blob is there;
+# the rest are removed (the tag is then absent, and the next fill writes it).
+REPAIR_STORAGE = r"""#!/bin/sh
+# Repairs what a registry killed mid-write leaves: empty manifests and links (airgap-infra).
 set -eu
 cd /  # find returns to where it started; the caller's directory may be closed to this user
 storage=$1
 v2="$storage/docker/registry/v2"
+nothing=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  # sha256 of no bytes
+if [ -d "$v2/blobs" ]; then
+  find "$v2/blobs" -type f -name data -empty | while IFS= read -r data; do
+    hex=${data%/data}
+    hex=${hex##*/}
+    if [ "$hex" != "$nothing" ]; then
+      rm -f "$data"
+      echo "repair-storage: $data: empty, removed"
+    fi
+  done
+fi
 [ -d "$v2/repositories" ] || exit 0
 find "$v2/repositories" -type f -name link -empty | while IFS= read -r link; do
   dir=${link%/link}
@@ -103,16 +117,16 @@ find "$v2/repositories" -type f -name link -empty | while IFS= read -r link; do
   if [ "$restore" = yes ]; then
     printf 'sha256:%s' "$hex" > "$dir/.link.repair"
     mv -f "$dir/.link.repair" "$link"
-    echo "repair-links: $link: written again (sha256:$hex)"
+    echo "repair-storage: $link: written again (sha256:$hex)"
   else
     rm -f "$link"
-    echo "repair-links: $link: empty, removed"
+    echo "repair-storage: $link: empty, removed"
   fi
 done
 """
 
 
-def repair_links(storage: str) -> str:
+def repair_storage(storage: str) -> str:
     """The command that runs the repair over `storage` (installed by the install step)."""
     return f"/bin/sh {q(REPAIR_SCRIPT)} {q(storage)}"
 
@@ -130,7 +144,7 @@ Wants=network-online.target
 Type=simple
 User={SERVICE_USER}
 Group={SERVICE_USER}
-ExecStartPre={repair_links(storage)}
+ExecStartPre={repair_storage(storage)}
 ExecStart=/usr/bin/docker-registry serve {config_path}
 Restart=on-failure
 RestartSec=2
@@ -200,7 +214,7 @@ def install_package_runtime(spec: RegistrySpec) -> str:
         put_file(f"{CONFIG_DIR}/config.yml", config, mode="0644", tag="config"),
         put_file(f"{CONFIG_DIR}/server.crt", spec.cert_pem, mode="0644", tag="tls"),
         put_file(f"{CONFIG_DIR}/ca.crt", spec.ca_pem, mode="0644", tag="ca"),
-        put_file(REPAIR_SCRIPT, REPAIR_LINKS, mode="0755", tag="repair"),
+        put_file(REPAIR_SCRIPT, REPAIR_STORAGE, mode="0755", tag="repair"),
         put_file(f"/etc/systemd/system/{UNIT_NAME}", registry_unit(spec.storage_path), mode="0644", tag="unit"),
         take_secrets(secret_files("package")),
         "if airgap_changed unit; then systemctl daemon-reload; fi",
@@ -246,21 +260,21 @@ def install_docker_runtime(spec: RegistrySpec) -> str:
         put_file(f"{CONFIG_DIR}/config.yml", config, mode="0644", tag="config"),
         put_file(f"{CONFIG_DIR}/server.crt", spec.cert_pem, mode="0644", tag="tls"),
         put_file(f"{CONFIG_DIR}/ca.crt", spec.ca_pem, mode="0644", tag="ca"),
-        put_file(REPAIR_SCRIPT, REPAIR_LINKS, mode="0755", tag="repair"),
+        put_file(REPAIR_SCRIPT, REPAIR_STORAGE, mode="0755", tag="repair"),
         take_secrets(secret_files("docker")),
         f"current=$(docker inspect -f '{{{{index .Config.Labels \"airgap.image-id\"}}}}' {name} 2>/dev/null || true)",
         f"published=$(docker port {name} 5000/tcp 2>/dev/null | head -n1 || true)",
         f"if [ \"$current\" != \"$image_id\" ] || [ \"$published\" != {q(f'{spec.address}:{spec.port}')} ]; then",
         f"  docker stop {name} >/dev/null 2>&1 || true",
         f"  docker rm -f {name} >/dev/null 2>&1 || true",
-        f"  {repair_links(spec.storage_path)} >&2",
+        f"  {repair_storage(spec.storage_path)} >&2",
         f"  {run}",
         "elif airgap_changed config tls auth; then",
         f"  docker stop {name} >/dev/null",
-        f"  {repair_links(spec.storage_path)} >&2",
+        f"  {repair_storage(spec.storage_path)} >&2",
         f"  docker start {name} >/dev/null",
         f"elif [ \"$(docker inspect -f '{{{{.State.Running}}}}' {name})\" != true ]; then",
-        f"  {repair_links(spec.storage_path)} >&2",
+        f"  {repair_storage(spec.storage_path)} >&2",
         f"  docker start {name}",
         "fi",
         health_check(spec),

@@ -214,16 +214,19 @@ def test_registry_stopped_mid_fill_then_reapplied_loses_nothing(env):
         executor.close()
     assert "survivors" in watched, "the fill finished before the registry could be stopped"
     assert interrupted.error is not None, "the fill cannot succeed with the registry stopped"
-    # What a kill (not a stop: the registry drains on SIGTERM) can leave: an empty layer link and
-    # an empty tag link. Distribution answers either with a 500 until the unit's repair runs.
-    repositories = f"{STORAGE}/docker/registry/v2/repositories"
+    # What a kill (not a stop: the registry drains on SIGTERM) can leave: an empty layer link, tag
+    # link or manifest. Distribution answers each with a 500 until the unit's repair runs.
+    v2 = f"{STORAGE}/docker/registry/v2"
     broken = host.ssh(
-        f"tag=$(find {repositories} -path '*_manifests/tags/*/current/link' | sort | head -n1); "
+        f"tags=$(find {v2}/repositories -path '*_manifests/tags/*/current/link' | sort); "
+        "tag=$(echo \"$tags\" | sed -n 1p); other=$(echo \"$tags\" | sed -n 2p); "
         "repository=${tag%%/_manifests/*}; "
         "layer=$(find \"$repository/_layers\" -name link | sort | head -n1); "
-        ": > \"$tag\"; : > \"$layer\"; echo \"$tag\"; echo \"$layer\"",
+        "hex=$(cut -d: -f2 \"$other\"); "
+        f"manifest={v2}/blobs/sha256/$(printf %.2s \"$hex\")/$hex/data; "
+        ": > \"$tag\"; : > \"$layer\"; : > \"$manifest\"; echo \"$tag\"; echo \"$layer\"; echo \"$manifest\"",
         check=True).stdout.split()
-    assert len(broken) == 2 and all(path.endswith("/link") for path in broken), broken
+    assert len(broken) == 3 and broken[2].endswith("/data"), broken
 
     executor = Executor(local_dir=env["work"])
     try:
@@ -238,11 +241,13 @@ def test_registry_stopped_mid_fill_then_reapplied_loses_nothing(env):
     assert again.exports["imageLock"] == env["first"].exports["imageLock"]
     fill = next(entry for entry in executor.log if entry.name == "registry-fill")
     present = int(re.search(r"(\d+) of \d+ images already present", fill.stderr).group(1))
-    assert present >= int(watched["survivors"]) - 1 >= 2, "images stored before the stop were copied again"
-    log = host.ssh("grep -h 'repair-links:' /var/log/journal/airgap-registry.service.log || true").stdout
-    assert f"repair-links: {broken[0]}: empty, removed" in log, log
-    assert f"repair-links: {broken[1]}: written again (sha256:" in log, log
+    assert present >= int(watched["survivors"]) - 2 >= 1, "images stored before the stop were copied again"
+    log = host.ssh("grep -h 'repair-storage:' /var/log/journal/airgap-registry.service.log || true").stdout
+    assert f"repair-storage: {broken[0]}: empty, removed" in log, log
+    assert f"repair-storage: {broken[1]}: written again (sha256:" in log, log
+    assert f"repair-storage: {broken[2]}: empty, removed" in log, log
     assert host.ssh(f"cat {broken[1]}").stdout.strip() == "sha256:" + broken[1].split("/")[-2]
+    assert int(host.ssh(f"stat -c %s {broken[2]}").stdout) > 0, "the fill wrote the manifest again"
     test_every_image_has_its_source_digest_over_tls_with_auth(env)
 
 

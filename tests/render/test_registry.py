@@ -53,7 +53,7 @@ def test_unit_passes_systemd_analyze(tmp_path):
     assert result.returncode == 0, result.stderr
     text = unit.read_text()
     assert "User=docker-registry" in text
-    assert ("ExecStartPre=/bin/sh /etc/airgap/registry/repair-links.sh /var/lib/airgap/registry\n"
+    assert ("ExecStartPre=/bin/sh /etc/airgap/registry/repair-storage.sh /var/lib/airgap/registry\n"
             in text), "every start repairs what a kill left"
     assert "TimeoutStopSec=45\n" in text, "longer than the registry's drain"
 
@@ -65,8 +65,8 @@ def test_unit_refuses_storage_it_cannot_write_safely(storage):
 
 
 def test_repair_script_parses():
-    subprocess.run(["sh", "-n", "-c", render.REPAIR_LINKS], check=True)
-    subprocess.run(["bash", "-n", "-c", render.REPAIR_LINKS], check=True)
+    subprocess.run(["sh", "-n", "-c", render.REPAIR_STORAGE], check=True)
+    subprocess.run(["bash", "-n", "-c", render.REPAIR_STORAGE], check=True)
 
 
 @pytest.mark.parametrize("runtime", ["package", "docker"])
@@ -94,9 +94,9 @@ def test_docker_install_table():
     assert "docker load -i /var/lib/airgap/images/registry.tar" in body
     assert "--restart=always --stop-timeout 45" in body
     assert "docker restart" not in body, "stop, repair, start: never a restart without the repair"
-    repair = "/bin/sh /etc/airgap/registry/repair-links.sh /var/lib/airgap/registry >&2"
+    repair = "/bin/sh /etc/airgap/registry/repair-storage.sh /var/lib/airgap/registry >&2"
     assert body.count(repair) == 3, "before every start of the container"
-    assert "airgap_install_file /etc/airgap/registry/repair-links.sh 0755 root:root repair" in body
+    assert "airgap_install_file /etc/airgap/registry/repair-storage.sh 0755 root:root repair" in body
     assert body.index("docker stop airgap-registry") < body.index("docker rm -f airgap-registry"), "drained first"
     assert "-p 10.0.0.5:5443:5000" in body, "published on the host's own address only"
     assert "-v /var/lib/airgap/registry:/var/lib/registry" in body
@@ -108,7 +108,7 @@ def test_docker_install_table():
 
 def test_hostile_values_are_quoted_or_refused():
     body = render.install_docker_runtime(spec(runtime="docker", storage_path="/var/lib/a b;rm -rf x"))
-    assert "repair-links.sh '/var/lib/a b;rm -rf x' >&2" in body
+    assert "repair-storage.sh '/var/lib/a b;rm -rf x' >&2" in body
     assert "install -d -m 0750 '/var/lib/a b;rm -rf x'" in body
     with pytest.raises(ValueError, match="registry storage"):  # a unit file has no shell quoting
         render.install_package_runtime(spec(storage_path="/var/lib/a b;rm -rf x"))

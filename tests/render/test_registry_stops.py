@@ -1,5 +1,6 @@
 """A registry stopped while it works: the rendered config drains what it started, and the unit's
-repair step undoes what a kill leaves (an empty `link`, answered with a 500 until removed).
+repair step undoes what a kill leaves (an empty `link` or manifest, answered with a 500 until
+repaired).
 Both against Docker Distribution itself, on loopback."""
 
 import base64
@@ -109,19 +110,27 @@ def test_sigterm_finishes_the_request_in_flight(registry):
 
 def _repair(registry: PrivateRegistry, tmp_path) -> list[str]:
     """The unit's ExecStartPre, with the script where the install step puts it."""
-    script = tmp_path / "repair-links.sh"
-    script.write_text(render.REPAIR_LINKS)
+    script = tmp_path / "repair-storage.sh"
+    script.write_text(render.REPAIR_STORAGE)
     unit = render.registry_unit(str(registry.storage))
     command = next(line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStartPre="))
     argv = [str(script) if part == render.REPAIR_SCRIPT else part for part in command.split()]
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
 
 
-def test_empty_links_fail_until_the_units_repair_runs(registry, tmp_path):
+def test_empty_links_and_manifests_fail_until_the_units_repair_runs(registry, tmp_path):
     client = Client(registry)
     layer = client.push_image("repair/test", "1", b"layer bytes " * 1000)
     client.push_image("repair/test", "2", b"second layer " * 1000)
     kept = client.push_image("repair/other", "1", b"other layer " * 1000)
+    client.push_image("repair/third", "1", b"third layer " * 1000)
+    status, _, manifest_three = client.request("GET", "/v2/repair/third/manifests/1", headers=OCI)
+    assert status == 200
+    three = hashlib.sha256(manifest_three).hexdigest()
+    manifest_data = registry.storage / "docker/registry/v2/blobs/sha256" / three[:2] / three / "data"
+    nothing = registry.storage / "docker/registry/v2/blobs/sha256/e3" / hashlib.sha256(b"").hexdigest() / "data"
+    nothing.parent.mkdir(parents=True)
+    nothing.write_bytes(b"")  # an empty blob is a blob: kept
     status, headers, manifest_two = client.request("GET", "/v2/repair/test/manifests/2", headers=OCI)
     assert status == 200
     repository = registry.storage / "docker/registry/v2/repositories/repair/test"
@@ -129,19 +138,25 @@ def test_empty_links_fail_until_the_units_repair_runs(registry, tmp_path):
     tag_link = repository / "_manifests/tags/2/current/link"
     orphan = repository / "_layers/sha256" / ("0" * 64) / "link"  # names a blob the registry lacks
     orphan.parent.mkdir(parents=True)
-    for link in (layer_link, tag_link, orphan):  # what a kill between Distribution's create and write leaves
-        link.write_text("")
+    for empty in (layer_link, tag_link, orphan, manifest_data):  # a kill between Distribution's create and write
+        empty.write_text("")
     registry.stop()
     registry.start()
     status, _, _ = client.request("HEAD", f"/v2/repair/test/blobs/{layer['digest']}")
     assert status == 500, "the hazard this repair exists for"
+    status, _, _ = client.request("PUT", "/v2/repair/third/manifests/1", manifest_three,
+                                  {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    status, _, _ = client.request("GET", "/v2/repair/third/manifests/1", headers=OCI)
+    assert status == 500, "an empty manifest is not even mended by pushing it again"
 
     registry.stop()
     assert sorted(_repair(registry, tmp_path)) == sorted([
-        f"repair-links: {layer_link}: written again ({layer['digest']})",
-        f"repair-links: {tag_link}: empty, removed",
-        f"repair-links: {orphan}: empty, removed",
+        f"repair-storage: {layer_link}: written again ({layer['digest']})",
+        f"repair-storage: {tag_link}: empty, removed",
+        f"repair-storage: {orphan}: empty, removed",
+        f"repair-storage: {manifest_data}: empty, removed",
     ])
+    assert nothing.is_file()
     registry.start()
     status, headers, _ = client.request("HEAD", f"/v2/repair/test/blobs/{layer['digest']}")
     assert (status, int(headers["Content-Length"])) == (200, layer["size"]), "served again, nothing re-sent"
@@ -156,6 +171,13 @@ def test_empty_links_fail_until_the_units_repair_runs(registry, tmp_path):
     assert status == 201, body
     status, _, _ = client.request("HEAD", "/v2/repair/test/manifests/2", headers=OCI)
     assert status == 200, "the next fill writes the tag again"
+    status, _, _ = client.request("HEAD", "/v2/repair/third/manifests/1", headers=OCI)
+    assert status == 404, "a manifest whose bytes were lost is absent, not broken"
+    status, _, _ = client.request("PUT", "/v2/repair/third/manifests/1", manifest_three,
+                                  {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert status == 201
+    status, _, body = client.request("GET", "/v2/repair/third/manifests/1", headers=OCI)
+    assert (status, body) == (200, manifest_three), "the next fill writes it again"
     registry.stop()
     assert _repair(registry, tmp_path) == [], "a second run finds nothing"
     registry.start()
