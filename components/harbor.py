@@ -63,11 +63,8 @@ class HarborInstall(pulumi.ComponentResource):
         version = re.search(r"(v\d+\.\d+\.\d+)", Path(settings.installer).name).group(1)
         spec = render.HarborSpec(hostname=hostname, version=version, archive_sha256=settings.installer_sha256,
                                  data_volume=settings.data_volume, https_port=settings.port, s3=dict(settings.s3))
-        tls = service_tls(
-            f"{name}-tls", mode=settings.tls.mode, hostname=hostname, address=host.address,
-            validity_days=settings.tls.validity_days, pki=args.pki, cert_file=settings.tls.cert_file,
-            ca_file=settings.tls.ca_file, key=args.tls_key, parent=self,
-        )
+        tls = service_tls(f"{name}-tls", settings.tls, hostname=hostname, address=host.address, pki=args.pki,
+                          key=args.tls_key, parent=self)
         assert tls is not None, "Harbor always speaks TLS"
         archive = f"{TRANSFER_DIR}/{Path(settings.installer).name}"
         installer = remote.copy(f"{name}-installer", host, pulumi.FileAsset(settings.installer), archive,

@@ -10,10 +10,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pulumi
 import pulumi_tls as tls
+
+if TYPE_CHECKING:
+    from .settings import ServedTlsSettings, TlsSettings
 
 CA_VALIDITY_HOURS = 10 * 365 * 24
 EARLY_RENEWAL_HOURS = 30 * 24
@@ -92,32 +95,29 @@ class ServiceTls:
 
 def service_tls(
     name: str,
+    settings: TlsSettings | ServedTlsSettings,
     *,
-    mode: str,
     hostname: str,
     address: str,
-    validity_days: int,
     pki: "StackPki | None",
-    cert_file: str | None,
-    ca_file: str | None,
     key: pulumi.Output[str] | None,
     parent: pulumi.Resource,
 ) -> ServiceTls | None:
-    """TLS material for a service: issued by the stack CA (`generate`), read from PEM files the
-    user gives (`files`), or none (`none`, plain HTTP)."""
-    if mode == "none":
+    """TLS material for a service, as its `tls` settings say: issued by the stack CA (`generate`),
+    read from PEM files the user gives (`files`), or none (`none`, plain HTTP)."""
+    if settings.mode == "none":
         return None
-    if mode == "files":
-        assert cert_file is not None and key is not None
-        cert = Path(cert_file).read_text()
-        ca = Path(ca_file).read_text() if ca_file else cert
+    if settings.mode == "files":
+        assert settings.cert_file is not None and key is not None
+        cert = Path(settings.cert_file).read_text()
+        ca = Path(settings.ca_file).read_text() if settings.ca_file else cert
         return ServiceTls(pulumi.Output.from_input(cert), pulumi.Output.from_input(ca), key)
     assert pki is not None, f"{name}: tls mode generate needs the stack PKI"
     addresses = {address} if _is_ip(address) else set()
     names = set()
     (addresses if _is_ip(hostname) else names).add(hostname)
     issued = pki.issue(name, common_name=hostname, dns_names=sorted(names), ip_addresses=sorted(addresses),
-                       validity_days=validity_days, parent=parent)
+                       validity_days=settings.validity_days, parent=parent)
     return ServiceTls(issued.cert_pem, pki.ca_cert_pem, issued.key_pem)
 
 

@@ -134,12 +134,8 @@ class Registry(pulumi.ComponentResource):
 
     def _tls(self, name: str, args: RegistryArgs, hostname: str):
         """(certificate chain PEM, CA bundle PEM, key PEM secret) for the server."""
-        tls = args.settings.tls
-        material = service_tls(
-            f"{name}-tls", mode=tls.mode, hostname=hostname, address=args.host.address,
-            validity_days=tls.validity_days, pki=args.pki, cert_file=tls.cert_file, ca_file=tls.ca_file,
-            key=args.tls_key, parent=self,
-        )
+        material = service_tls(f"{name}-tls", args.settings.tls, hostname=hostname, address=args.host.address,
+                               pki=args.pki, key=args.tls_key, parent=self)
         assert material is not None, "the registry always speaks TLS"
         return material.cert_pem, material.ca_pem, material.key_pem
 

@@ -42,11 +42,8 @@ class RepoSyncMirror(pulumi.ComponentResource):
         super().__init__("airgap:index:RepoSyncMirror", name, None, opts)
         settings, host = args.settings, args.host
         hostname = settings.hostname or host.address
-        tls = service_tls(
-            f"{name}-tls", mode=settings.tls.mode, hostname=hostname, address=host.address,
-            validity_days=settings.tls.validity_days, pki=args.pki, cert_file=settings.tls.cert_file,
-            ca_file=settings.tls.ca_file, key=args.tls_key, parent=self,
-        )
+        tls = service_tls(f"{name}-tls", settings.tls, hostname=hostname, address=host.address, pki=args.pki,
+                          key=args.tls_key, parent=self)
         spec = mirror_spec(settings)
         site = nginx.Site(name=f"airgap-{name}", address=host.address, port=settings.port, hostname=hostname,
                           root=spec.public, tls=tls is not None)
