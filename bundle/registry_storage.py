@@ -24,12 +24,10 @@ size) is checked through the API, as the fill itself checks.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import errno
 import http.client
 import json
 import os
-import re
 import shutil
 import ssl
 import subprocess
@@ -42,10 +40,9 @@ from components.images import ImageRefError, parse_image_ref
 from components.render.fill_program import MANIFEST_TYPES, FillError, RegistryClient
 
 from .images import Layout
-from .manifest import BundleError
+from .manifest import HEX64, BundleError, parallel_map
 
 V2 = Path("docker") / "registry" / "v2"
-HEX = re.compile(r"[0-9a-f]{64}")
 # Creating Distribution's directories is kernel work (an inode and a directory block each) and
 # copying is too: threads overlap them. More threads than this only contend.
 WRITE_WORKERS = 4
@@ -70,7 +67,7 @@ class StoredImage:
 def hexdigest(digest: str, where: object) -> str:
     """The hex of a `sha256:` digest, refused unless it is one (it becomes a path)."""
     algorithm, _, hexadecimal = digest.partition(":")
-    if algorithm != "sha256" or not HEX.fullmatch(hexadecimal):
+    if algorithm != "sha256" or not HEX64.match(hexadecimal):
         raise BundleError(f"{where}: digest {digest!r} is not sha256: and 64 lowercase hex digits")
     return hexadecimal
 
@@ -271,13 +268,6 @@ class StorageWriter:
                         image.digest)
 
 
-def _run_all(function, items: list, workers: int) -> list:
-    if len(items) < 2:
-        return [function(item) for item in items]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(function, items))
-
-
 def write_storage(layout_dir: Path, storage: Path, *, link: bool = False,
                   log=print) -> tuple[list[StoredImage], int, int]:
     """Write every image of the layout; returns (images, blobs written, bytes written).
@@ -311,8 +301,8 @@ def write_storage(layout_dir: Path, storage: Path, *, link: bool = False,
         writer.repository(item, tags=False)
         return False
 
-    written = _run_all(task, [*sources, *by_repository.values()], WRITE_WORKERS)[:len(sources)]
-    _run_all(writer.tag, images, WRITE_WORKERS)
+    written = parallel_map(task, [*sources, *by_repository.values()], WRITE_WORKERS)[:len(sources)]
+    parallel_map(writer.tag, images, WRITE_WORKERS)
     written_bytes = sum(size for (size, _, _), done in zip(sources, written) if done)
     log(f"wrote {sum(written)} blobs ({written_bytes} bytes) and {len(images)} tags into {storage}")
     return images, sum(written), written_bytes
@@ -424,8 +414,7 @@ def verify_registry(endpoint: str, images: list[StoredImage], context: ssl.SSLCo
             return f"{image.name}: {error}"
         return None
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(check, checks(images)))
+    results = parallel_map(check, checks(images), workers)
     problems = [result for result in results if result]
     skipped = results.count("")
     if skipped:
