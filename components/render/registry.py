@@ -240,6 +240,7 @@ def install_docker_runtime(spec: RegistrySpec) -> str:
     )
     name = q(CONTAINER_NAME)
     image = q(spec.docker_image)
+    repair = f"{repair_storage(spec.storage_path)} >&2"  # before every start of the container
     run = " ".join([
         "docker run -d", f"--name {name}", "--restart=always", f"--stop-timeout {STOP_TIMEOUT_SECONDS}",
         f"-p {q(f'{spec.address}:{spec.port}:5000')}",
@@ -267,14 +268,14 @@ def install_docker_runtime(spec: RegistrySpec) -> str:
         f"if [ \"$current\" != \"$image_id\" ] || [ \"$published\" != {q(f'{spec.address}:{spec.port}')} ]; then",
         f"  docker stop {name} >/dev/null 2>&1 || true",
         f"  docker rm -f {name} >/dev/null 2>&1 || true",
-        f"  {repair_storage(spec.storage_path)} >&2",
+        f"  {repair}",
         f"  {run}",
         "elif airgap_changed config tls auth; then",
         f"  docker stop {name} >/dev/null",
-        f"  {repair_storage(spec.storage_path)} >&2",
+        f"  {repair}",
         f"  docker start {name} >/dev/null",
         f"elif [ \"$(docker inspect -f '{{{{.State.Running}}}}' {name})\" != true ]; then",
-        f"  {repair_storage(spec.storage_path)} >&2",
+        f"  {repair}",
         f"  docker start {name}",
         "fi",
         health_check(spec),
