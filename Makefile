@@ -1,15 +1,21 @@
-# The two commands of the README, and a few more for people who run them by hand.
+# The two commands of the README, and a few more for people who run them by hand. `make` lists them.
 PYTHON ?= .venv/bin/python
 PYTEST ?= .venv/bin/pytest
+STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
+HOST_SHELL := $(shell find programs -name '*.sh' 2>/dev/null | sort)
 
-.PHONY: sandbox sandbox-down test test-fast bench policy plan plan-diff
+.DEFAULT_GOAL := help
+.PHONY: help sandbox sandbox-down test test-fast lint typecheck bench policy plan plans plan-diff
+
+help:  ## list the targets
+	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 sandbox:  ## set everything up, apply the sandbox stack to sandbox hosts, print the endpoints
 	scripts/bootstrap
-	$(PYTHON) -m tests.harness.quickstart up
+	$(PYTHON) -m offline.quickstart up
 
 sandbox-down:  ## stop the sandbox hosts and the upstream fixture
-	$(PYTHON) -m tests.harness.quickstart down
+	$(PYTHON) -m offline.quickstart down
 
 test:  ## every test: renderers, stacks under mocks, end to end on sandbox hosts
 	scripts/bootstrap
@@ -17,6 +23,13 @@ test:  ## every test: renderers, stacks under mocks, end to end on sandbox hosts
 
 test-fast:  ## everything but the end-to-end tests
 	$(PYTEST) -q -m "not e2e"
+
+lint:  ## ruff over the Python, shellcheck over every program that runs on a host
+	$(PYTHON) -m ruff check .
+	$(if $(HOST_SHELL),shellcheck --norc $(HOST_SHELL))
+
+typecheck:  ## mypy over every package, tests included
+	$(PYTHON) -m mypy
 
 bench:  ## benchmarks (on demand, not in CI)
 	$(PYTHON) bench/registry_fill.py
@@ -27,9 +40,12 @@ policy:  ## every policy over every shipped stack (or STACK=<env>); non-zero on 
 	$(PYTHON) -m policy.offline $(STACK)
 
 plan:  ## the deterministic plan of STACK=<env> (every resource and its inputs, secrets masked) to plans/
-	@test -n "$(STACK)" || { echo "usage: make plan STACK=<env>  (one of: $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml)))"; exit 2; }
+	@test -n "$(STACK)" || { echo "usage: make plan STACK=<env>  (one of: $(STACKS))"; exit 2; }
 	$(PYTHON) -m review.plan $(STACK) --out plans/$(STACK).yaml
 	@echo "plans/$(STACK).yaml"
+
+plans:  ## regenerate every committed plan (plans/<env>.yaml); commit them with the change that moved them
+	@for stack in $(STACKS); do $(PYTHON) -m review.plan $$stack --out plans/$$stack.yaml || exit 1; echo "plans/$$stack.yaml"; done
 
 plan-diff:  ## Markdown diff of every stack's plan between BASE=<git ref> and the working tree
 	@test -n "$(BASE)" || { echo "usage: make plan-diff BASE=<git ref>  [STACK=<env>]"; exit 2; }

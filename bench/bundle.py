@@ -44,10 +44,10 @@ from bundle.manifest import Manifest  # noqa: E402
 from components.images import parse_image_ref  # noqa: E402
 from components.registry import fill_image  # noqa: E402
 from components.render import fill_program, registry_fill  # noqa: E402
-from tests.harness.oci_images import generate  # noqa: E402
+from sandbox.oci_images import generate  # noqa: E402
 from tests.harness.private_registry import PrivateRegistry  # noqa: E402
-from tests.harness.upstream import start_upstream  # noqa: E402
-from tests.harness.upstream_repos import cached_repos  # noqa: E402
+from sandbox.upstream import start_upstream  # noqa: E402
+from sandbox.upstream_repos import cached_repos  # noqa: E402
 
 UPSTREAM_ADDRESS = "127.0.0.34"
 STORAGE_ADDRESS = "127.0.0.35"

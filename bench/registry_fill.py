@@ -31,7 +31,7 @@ from components.images import parse_image_ref  # noqa: E402
 from components.registry import fill_image  # noqa: E402
 from components.render import fill_program, registry_fill  # noqa: E402
 from tests.harness.private_registry import PrivateRegistry  # noqa: E402
-from tests.harness.upstream import start_upstream  # noqa: E402
+from sandbox.upstream import start_upstream  # noqa: E402
 
 
 # The fill runs with the host's system python3 (Debian's), as the rendered step does.

@@ -1,5 +1,5 @@
 """Run the policy pack over a stack without the Pulumi CLI: the program is evaluated under the
-mock runtime (tests/harness/program.py), and every recorded resource goes through
+mock runtime (offline/program.py), and every recorded resource goes through
 pulumi_policy's own deserialisation and `unknown_checking_proxy` into each policy, with its
 enforcement level and the stack's policy configuration (policy/config/<stack>.json, the file
 `pulumi preview --policy-pack policy --policy-pack-config` takes).
@@ -21,8 +21,8 @@ from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResourceOptions, Re
 from pulumi_policy.proxy import unknown_checking_proxy
 
 from policy.policies import POLICIES
-from tests.harness.program import Recorded, run_program
-from tests.harness.stackfile import PROJECT_DIR, StackConfig, load_stack
+from offline.program import Recorded, run_program
+from offline.stackfile import PROJECT_DIR, StackConfig, load_stack
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 

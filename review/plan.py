@@ -12,6 +12,7 @@ masked (secret-marked values, and any stack secret wherever it would appear).
 from __future__ import annotations
 
 import argparse
+import datetime
 import difflib
 import os
 import re
@@ -23,10 +24,13 @@ from pathlib import Path
 import pulumi
 import yaml
 
-from tests.harness.program import is_secret, plain_parts, reveal, run_program
-from tests.harness.stackfile import PROJECT_DIR, load_stack
+from offline.program import is_secret, plain_parts, reveal, run_program
+from offline.stackfile import PROJECT_DIR, load_stack
 
 MASK = "[secret]"
+# Certificates in a plan are issued at this fixed instant, so that a plan depends on the code and
+# the stack only, never on the day it is made (a real preview shows the certificates kept in state).
+PLAN_TLS_ISSUED_AT = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -78,7 +82,7 @@ def plan(stack: str, config=None) -> str:
     """The plan of `stack` (or of `config`, a loaded stack) as YAML text, one document per resource,
     sorted by URN."""
     config = config or load_stack(stack)
-    run = run_program(config).raise_error()
+    run = run_program(config, tls_issued_at=PLAN_TLS_ISSUED_AT).raise_error()
     secrets = sorted({line for value in config.values.get(f"{config.project}:secrets", {}).values()
                       for line in [value, *value.splitlines()] if len(line) >= 6}, key=len, reverse=True)
     documents = []

@@ -22,10 +22,10 @@ import pytest
 from components.images import parse_image_ref
 from components.registry import fill_image
 from components.render import fill_program, registry_fill
-from tests.harness.oci_images import Catalog, generate
+from sandbox.oci_images import Catalog, generate
 from tests.harness.private_registry import PrivateRegistry
-from tests.harness.upstream import start_upstream
-from tests.harness.upstream_repos import RepoTree, cached_repos
+from sandbox.upstream import start_upstream
+from sandbox.upstream_repos import RepoTree, cached_repos
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_ADDRESS = "127.0.0.31"

@@ -14,7 +14,7 @@ from bundle.manifest import Manifest
 from components.images import parse_image_ref
 from components.render import fill_program
 from tests.bundle.conftest import PRIVATE_ADDRESS, bundle_cli, fill_from_layout, tree_digests
-from tests.harness.oci_images import REF_NAME_ANNOTATION
+from sandbox.oci_images import REF_NAME_ANNOTATION
 from tests.harness.private_registry import PrivateRegistry
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ import pytest
 
 from bundle.manifest import Manifest
 from tests.bundle.conftest import bundle_cli, tree_digests, write_files
-from tests.harness.upstream_repos import cached_repos
+from sandbox.upstream_repos import cached_repos
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["plain", "split"])

@@ -13,8 +13,8 @@ import kubernetes_validate
 import pytest
 
 from components.render import mattermost as render
-from tests.harness.program import is_secret, plain_parts, reveal, run_program
-from tests.harness.stackfile import load_stack
+from offline.program import is_secret, plain_parts, reveal, run_program
+from offline.stackfile import load_stack
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

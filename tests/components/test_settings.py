@@ -5,8 +5,8 @@ import copy
 import pytest
 
 from components.settings import SettingsError
-from tests.harness.program import run_program
-from tests.harness.stackfile import load_stack
+from offline.program import run_program
+from offline.stackfile import load_stack
 
 SANDBOX = load_stack("sandbox")
 
@@ -131,7 +131,7 @@ CASES = [
     ("artifact-index-name", set_path("fileServer.artifacts.0.path", "SHA256SUMS"), "fileServer.artifacts[0].path", "not an artifact path"),
     ("artifact-sha", set_path("fileServer.artifacts.0.sha256", "abc"), "fileServer.artifacts[0].sha256", "64 lowercase hex"),
     ("artifact-sha-wrong", set_path("fileServer.artifacts.0.sha256", "0" * 64), "fileServer.artifacts[0].sha256", "has sha256"),
-    ("artifact-both", set_path("fileServer.artifacts.3.file", "tests/data/artifacts/falco_rules.yaml"), "fileServer.artifacts[3]", "exactly one of url and file"),
+    ("artifact-both", set_path("fileServer.artifacts.3.file", "sandbox/data/artifacts/falco_rules.yaml"), "fileServer.artifacts[3]", "exactly one of url and file"),
     ("artifact-url", set_path("fileServer.artifacts.3.url", "http://x/`id`"), "fileServer.artifacts[3].url", "characters"),
     ("registry-client-none", set_path("registryClients.0", {"host": "client"}), "registryClients[0]", "docker: true"),
     ("registry-client-upstream", set_path("registryClients.0.upstreams", ["localhost"]), "registryClients[0].upstreams", "not a registry host"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.harness.executor import Executor
-from tests.harness.program import ProgramRun, run_program
+from offline.executor import Executor
+from offline.program import ProgramRun, run_program
 
 # dnf on a Debian client: its own installroot and an rpm database rpm can find there.
 DNF = ("HOME=/root/dnf-home dnf --assumeyes --quiet --disableplugin=local --installroot=/root/rpmroot --releasever=12 "

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.stack import DNF, apply, prepare_dnf_client, rpm_version
-from tests.harness.sandbox import Sandbox, leftovers
-from tests.harness.stackfile import PROJECT_DIR, load_stack
-from tests.harness.upstream_repos import cached_repos
+from sandbox.hosts import Sandbox, leftovers
+from offline.stackfile import PROJECT_DIR, load_stack
+from sandbox.upstream_repos import cached_repos
 
 pytestmark = pytest.mark.e2e
 

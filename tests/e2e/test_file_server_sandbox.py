@@ -11,9 +11,9 @@ import json
 import pytest
 
 from tests.e2e.stack import apply
-from tests.harness.sandbox import Sandbox, leftovers
-from tests.harness.stackfile import load_stack
-from tests.harness.upstream_repos import UpstreamRepos
+from sandbox.hosts import Sandbox, leftovers
+from offline.stackfile import load_stack
+from sandbox.upstream_repos import UpstreamRepos
 
 pytestmark = pytest.mark.e2e
 

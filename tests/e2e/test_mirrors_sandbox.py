@@ -12,9 +12,9 @@ import time
 import pytest
 
 from tests.e2e.stack import DNF, apply, prepare_dnf_client, rpm_version
-from tests.harness.sandbox import Sandbox, leftovers
-from tests.harness.stackfile import load_stack
-from tests.harness.upstream_repos import UpstreamRepos
+from sandbox.hosts import Sandbox, leftovers
+from offline.stackfile import load_stack
+from sandbox.upstream_repos import UpstreamRepos
 
 pytestmark = pytest.mark.e2e
 

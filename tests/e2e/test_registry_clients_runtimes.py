@@ -23,7 +23,7 @@ from components.images import registry_prefix
 from components.render import registry_clients
 from components.render.shell import step_script
 from tests.harness.netns import NetNamespace
-from tests.harness.oci_images import generate
+from sandbox.oci_images import generate
 from tests.harness.runtimes import Containerd, Dockerd, NamespacedRegistry
 
 TOOLS = ("ip", "dockerd", "docker", "containerd", "ctr", "skopeo", "docker-registry", "python3")

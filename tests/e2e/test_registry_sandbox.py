@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from components.images import parse_image_ref
-from tests.harness.executor import Executor
-from tests.harness.program import run_program
-from tests.harness.sandbox import Sandbox, leftovers
-from tests.harness.stackfile import load_stack
-from tests.harness.upstream import start_upstream
+from offline.executor import Executor
+from offline.program import run_program
+from sandbox.hosts import Sandbox, leftovers
+from offline.stackfile import PROJECT_DIR, load_stack
+from sandbox.upstream import start_upstream
 
 pytestmark = pytest.mark.e2e
 
@@ -293,10 +293,10 @@ def test_no_step_output_holds_a_secret(env):
 
 def test_trivy_databases_are_in_the_registry_as_oci_artifacts(env):
     """Carried across as an OCI layout; in the registry with Trivy's media types, digests kept."""
-    from tests.harness import trivy_artifacts
+    from sandbox import trivy_artifacts
 
     certs, auth = client_files(env)
-    layout = json.loads((Path(__file__).resolve().parents[1] / "data/trivy-layout/index.json").read_text())
+    layout = json.loads((PROJECT_DIR / "sandbox/data/trivy-layout/index.json").read_text())
     expected = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in layout["manifests"]}
     lock = {e["source"]: e for e in env["first"].exports["imageLock"]}
     layer_types = {trivy_artifacts.DB_REF: trivy_artifacts.DB_LAYER_TYPE,

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.netns import NetNamespace
-from tests.harness.oci_images import Catalog, generate
+from sandbox.oci_images import Catalog, generate
 from tests.harness.runtimes import Containerd, Dockerd, NamespacedRegistry
 
 TOOLS = ("ip", "dockerd", "docker", "containerd", "ctr", "skopeo", "docker-registry")

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.harness import keys
-from tests.harness.sandbox import (
+from sandbox import keys
+from sandbox.hosts import (
     BASE_PACKAGES,
     AptSource,
     Sandbox,
@@ -203,7 +203,7 @@ def test_the_base_is_named_by_its_recipe(monkeypatch):
     sources = [AptSource("http://mirror.example/debian", ("bookworm",), ("main",))]
     named = base_path(sources)
     assert base_path(list(sources)) == named
-    monkeypatch.setattr("tests.harness.sandbox.BASE_PACKAGES", (*BASE_PACKAGES, "tree"))
+    monkeypatch.setattr("sandbox.hosts.BASE_PACKAGES", (*BASE_PACKAGES, "tree"))
     assert base_path(sources) != named
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.upstream import port_is_free
-from tests.harness.upstream_repos import (
+from sandbox.upstream import port_is_free
+from sandbox.upstream_repos import (
     COMPONENT,
     RPM_KEY_FILE_NAME,
     SUITE,

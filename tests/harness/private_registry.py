@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from components.render import htpasswd, registry as render
-from tests.harness import tls_emulation
+from offline import tls_emulation
 
 _UPLOAD = re.compile(r'"PUT /v2/[^ ]*/blobs/uploads/[^ ?]*\?[^ ]*digest=(sha256(?:%3A|:)[0-9a-f]{64})')
 _MOUNT = re.compile(r'"POST /v2/[^ ]*/blobs/uploads/\?[^ ]*mount=(sha256(?:%3A|:)[0-9a-f]{64})[^ ]* HTTP/1\.1" 201')

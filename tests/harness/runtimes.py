@@ -50,9 +50,9 @@ from pathlib import Path
 import yaml
 
 from components.render import registry as render_registry
-from tests.harness import tls_emulation
+from offline import tls_emulation
 from tests.harness.netns import NetNamespace, process_start_time, stop_pid
-from tests.harness.oci_images import Catalog
+from sandbox.oci_images import Catalog
 
 REGISTRY_HOST = "registry.airgap.test"
 REGISTRY_PORT = 5443

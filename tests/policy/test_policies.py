@@ -9,8 +9,8 @@ import pytest
 
 from policy.offline import Violation, check_records, check_stack, policy_config
 from policy.policies import POLICIES
-from tests.harness.program import Recorded
-from tests.harness.stackfile import PROJECT_DIR, load_stack
+from offline.program import Recorded
+from offline.stackfile import PROJECT_DIR, load_stack
 
 STACKS = sorted(p.name.split(".")[1] for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
 CONFIG = {"all": {"allowedRegistries": ["registry.internal:5443"], "internalDomains": ["corp.example"]}}

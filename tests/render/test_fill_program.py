@@ -15,7 +15,7 @@ from components.images import parse_image_ref
 from components.registry import fill_image
 from components.render import fill_program, registry_fill
 from tests.harness.private_registry import PrivateRegistry
-from tests.harness.upstream import start_upstream
+from sandbox.upstream import start_upstream
 
 PROGRAM = Path(fill_program.__file__)
 

@@ -18,8 +18,8 @@ from components.harbor import projects_for
 from components.images import parse_image_ref
 from components.render import harbor as render
 from components.render.shell import step_script
-from tests.harness.program import is_secret, plain_parts, reveal, run_program
-from tests.harness.stackfile import load_stack
+from offline.program import is_secret, plain_parts, reveal, run_program
+from offline.stackfile import load_stack
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SPEC = render.HarborSpec(hostname="harbor.example.internal", version="v2.12.2", archive_sha256="0" * 64,

@@ -10,7 +10,7 @@ from components.apt_mirror import deb822
 from components.render import apt_mirror, mirror_clients, nginx, rpm_mirror, systemd
 from components.render.shell import step_script
 from components.rpm_mirror import repo_file
-from tests.harness import tls_emulation
+from offline import tls_emulation
 
 HOSTILE_FILTER = "Name (% $(touch /tmp/pwned)*) | `id` ; rm -rf x"
 APT_REPO = apt_mirror.AptRepo(

@@ -151,7 +151,7 @@ def _free_port(address):
 
 def test_registry_loads_rendered_config(tmp_path):
     """Docker Distribution itself parses the config, serves TLS and enforces htpasswd."""
-    from tests.harness import tls_emulation
+    from offline import tls_emulation
 
     ca_key = tls_emulation.outputs("tls:index/privateKey:PrivateKey", "t/ca", {})["privateKeyPem"]
     ca = tls_emulation.outputs("tls:index/selfSignedCert:SelfSignedCert", "t/ca", {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import difflib
 import os
 import re
 import shutil
@@ -10,9 +12,10 @@ import sys
 
 import pytest
 
+from offline import tls_emulation
 from review.plan import MASK, diff_markdown, plan
-from tests.harness.keys import client_key, openssh_private
-from tests.harness.stackfile import PROJECT_DIR, load_stack
+from sandbox.keys import client_key, openssh_private
+from offline.stackfile import PROJECT_DIR, load_stack
 
 STACKS = sorted(p.name.split(".")[1] for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
 
@@ -29,6 +32,27 @@ def test_a_plan_is_byte_identical_across_two_evaluations(stack):
     first, second = _plan_in_process(stack, "1"), _plan_in_process(stack, "2")
     assert first == second
     assert first.count(b"\n---\n") + 1 > 10, "the plan lists the stack's resources"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_committed_plan_is_the_plan_the_code_makes(stack):
+    # plans/<stack>.yaml is committed: a change that alters what a stack does reaches review as a
+    # diff of that file, and cannot land without it.
+    committed = (PROJECT_DIR / "plans" / f"{stack}.yaml").read_text()
+    made = plan(stack)
+    if made != committed:
+        diff = "\n".join(list(difflib.unified_diff(committed.splitlines(), made.splitlines(), "committed", "made",
+                                                   lineterm=""))[:40])
+        pytest.fail(f"plans/{stack}.yaml is not the plan this code makes; run `make plans` and commit "
+                    f"the result with the change:\n{diff}")
+
+
+def test_a_plan_does_not_depend_on_the_day_it_is_made(monkeypatch):
+    before = plan("dev")
+    monkeypatch.setattr(tls_emulation, "start_of_year",
+                        lambda: datetime.datetime(2031, 1, 1, tzinfo=datetime.timezone.utc))
+    assert plan("dev") == before
+    assert "BEGIN CERTIFICATE" in before, "the plan holds issued certificates, the date-dependent part"
 
 
 @pytest.mark.parametrize("stack", STACKS)

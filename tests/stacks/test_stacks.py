@@ -10,8 +10,8 @@ import pulumi
 import pytest
 
 from components.images import parse_image_ref
-from tests.harness.program import is_secret, plain_parts, reveal, run_program
-from tests.harness.stackfile import PROJECT_DIR, load_stack
+from offline.program import is_secret, plain_parts, reveal, run_program
+from offline.stackfile import PROJECT_DIR, load_stack
 
 STACKS = sorted(p.name.split(".")[1] for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
 

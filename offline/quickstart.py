@@ -1,7 +1,7 @@
 """The quick start: apply the `sandbox` stack to sandbox hosts on this machine, and take it down.
 
-    python -m tests.harness.quickstart up     # (what `make sandbox` runs)
-    python -m tests.harness.quickstart down   # (`make sandbox-down`)
+    python -m offline.quickstart up     # (what `make sandbox` runs)
+    python -m offline.quickstart down   # (`make sandbox-down`)
 
 `up` starts the upstream fixtures on 127.0.0.2 (public registries on :5000, a signed Debian
 archive and RPM repository on :8080), a bastion (127.0.0.10), a registry host (.11), a mirror
@@ -24,13 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-from tests.harness.executor import Executor
-from tests.harness.oci_images import generate
-from tests.harness.program import run_program
-from tests.harness.sandbox import CACHE, Sandbox
-from tests.harness.stackfile import EXAMPLE_PASSPHRASE, PROJECT_DIR, load_stack
-from tests.harness.upstream import UpstreamRegistry
-from tests.harness.upstream_repos import UpstreamRepos
+from offline.executor import Executor
+from sandbox.oci_images import generate
+from offline.program import run_program
+from sandbox.hosts import CACHE, Sandbox
+from offline.stackfile import EXAMPLE_PASSPHRASE, PROJECT_DIR, load_stack
+from sandbox.upstream import UpstreamRegistry
+from sandbox.upstream_repos import UpstreamRepos
 
 STATE = CACHE / "quickstart"
 RUN_DIR = STATE / "hosts"
@@ -61,7 +61,7 @@ def up() -> int:
         exports = apply_with_pulumi()
     else:
         print("quickstart: the Pulumi CLI is not installed: applying the sandbox stack through the mock "
-              "runtime (tests/harness), which runs every step for real over SSH")
+              "runtime (offline/), which runs every step for real over SSH")
         started = time.monotonic()
         executor = Executor(local_dir=PROJECT_DIR)
         try:
@@ -138,7 +138,7 @@ def down() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.harness.quickstart", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m offline.quickstart", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down"])
     args = parser.parse_args(argv)
     return up() if args.command == "up" else down()

@@ -4,7 +4,9 @@ The provider plugin cannot run here, but the certificates it issues flow into sc
 for real on sandbox hosts, so they must be real. Keys derive from the resource's name (ECDSA
 P-256 with the scalar taken from a hash), signatures are deterministic (RFC 6979) and validity
 starts at the beginning of the current year, so two evaluations of a stack yield identical text,
-as two `pulumi up` runs would reuse the provider's stored state.
+as two `pulumi up` runs would reuse the provider's stored state. A caller may fix the instant of
+issue instead (`issued_at`): change review does, so that a plan depends on the code and the stack,
+never on the day it is made.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _load_key(pem: str) -> ec.EllipticCurvePrivateKey:
     return serialization.load_pem_private_key(pem.encode(), None)
 
 
-def _not_before() -> datetime.datetime:
+def start_of_year() -> datetime.datetime:
     now = datetime.datetime.now(datetime.timezone.utc)
     return datetime.datetime(now.year, 1, 1, tzinfo=datetime.timezone.utc)
 
@@ -74,8 +76,7 @@ def _uses(builder: x509.CertificateBuilder, uses: list[str], is_ca: bool) -> x50
 
 
 def _certificate(name: str, subject: x509.Name, issuer: x509.Name, public_key, signer, inputs: dict,
-                 is_ca: bool, san: list[x509.GeneralName], issuer_public_key) -> str:
-    start = _not_before()
+                 is_ca: bool, san: list[x509.GeneralName], issuer_public_key, start: datetime.datetime) -> str:
     end = start + datetime.timedelta(hours=int(inputs.get("validityPeriodHours", 24)))
     serial = int.from_bytes(hashlib.sha256(f"serial {name}".encode()).digest()[:16], "big") >> 1
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
@@ -90,9 +91,11 @@ def _certificate(name: str, subject: x509.Name, issuer: x509.Name, public_key, s
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+def outputs(typ: str, name: str, inputs: dict[str, Any], issued_at: datetime.datetime | None = None) -> dict[str, Any]:
     """Provider outputs for one tls resource; `name` is `<stack>/<resource name>` (the seed),
-    inputs are already unwrapped of secret markers."""
+    inputs are already unwrapped of secret markers; certificates start at `issued_at` (by default
+    the beginning of the current year)."""
+    start = issued_at or start_of_year()
     if typ == "tls:index/privateKey:PrivateKey":
         key = _key(name)
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
@@ -107,7 +110,7 @@ def outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         key = _load_key(inputs["privateKeyPem"])
         subject = _name(inputs.get("subject"))
         cert = _certificate(name, subject, subject, key.public_key(), key, inputs,
-                            bool(inputs.get("isCaCertificate")), _san(inputs), key.public_key())
+                            bool(inputs.get("isCaCertificate")), _san(inputs), key.public_key(), start)
         return {**inputs, "certPem": cert}
     if typ == "tls:index/certRequest:CertRequest":
         key = _load_key(inputs["privateKeyPem"])
@@ -125,6 +128,6 @@ def outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         except x509.ExtensionNotFound:
             san = []
         cert = _certificate(name, csr.subject, ca_cert.subject, csr.public_key(), ca_key, inputs,
-                            bool(inputs.get("isCaCertificate")), san, ca_key.public_key())
+                            bool(inputs.get("isCaCertificate")), san, ca_key.public_key(), start)
         return {**inputs, "certPem": cert}
     raise KeyError(typ)

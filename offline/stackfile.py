@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 PBKDF2_ITERATIONS = 1_000_000
 # The shipped example stacks are encrypted with this passphrase; real stacks use their own.
 EXAMPLE_PASSPHRASE = "airgap-infra-example"
@@ -156,7 +156,7 @@ def load_stack(stack: str, *, passphrase: str | None = None, project_dir: Path =
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tests.harness.stackfile encrypt STACK` reads a value on stdin and prints the
+    """`python -m offline.stackfile encrypt STACK` reads a value on stdin and prints the
     `secure:` form for that stack (what `pulumi config set --secret` would store), for editing
     stack files on a machine without the Pulumi CLI."""
     import argparse

@@ -10,7 +10,7 @@ it about one more; the base is built once per recipe (1-2 minutes) and shared re
         host = sandbox.up("alpha", "127.0.0.11")
         host.ssh("systemctl is-active ssh")
 
-`python -m tests.harness.sandbox base|up NAME ADDRESS|down [--all]|status` does the same by hand.
+`python -m sandbox.hosts base|up NAME ADDRESS|down [--all]|status` does the same by hand.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness import keys
+from sandbox import keys
 
 # Resolved: mounts and /proc/PID/root name real paths, and leftovers() compares against them.
 CACHE = Path(os.environ.get("AIRGAP_CACHE", "/var/tmp/airgap-infra-cache")).resolve()
@@ -828,7 +828,7 @@ class Sandbox:
         trust = {trusted_endpoint(endpoint): pem for endpoint, pem in (trust or {}).items()}
         if sshd_answers(host.address):
             raise SandboxError(f"{host.address}:22 is taken, by another sandbox run? "
-                               "`python -m tests.harness.sandbox status` lists them, "
+                               "`python -m sandbox.hosts status` lists them, "
                                "`... down --all` stops them")
         self._base = self._base or ensure_base()
         self._hosts.append(host)
@@ -929,7 +929,7 @@ def _tail(text: str, limit: int = 4000) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.harness.sandbox", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sandbox.hosts", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("base", help="build the cached base if needed and print its path")
     up = commands.add_parser("up", help=f"start a host in the manual run ({CLI_RUN})")

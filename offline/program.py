@@ -10,6 +10,7 @@ order the SDK issues them (dependencies first, independent steps in parallel).
 
 from __future__ import annotations
 
+import datetime
 import logging
 import runpy
 import sys
@@ -119,14 +120,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 class ProviderMocks(pulumi.runtime.Mocks):
     """Provider behaviour: tls emulated; commands inert, or executed by `executor`."""
 
-    def __init__(self, stack: str, executor: "Any | None" = None):
+    def __init__(self, stack: str, executor: "Any | None" = None, tls_issued_at: datetime.datetime | None = None):
         self.stack = stack
         self.executor = executor
+        self.tls_issued_at = tls_issued_at
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = reveal(args.inputs)
         if args.typ in tls_emulation.TYPES:
-            return f"{args.name}-id", tls_emulation.outputs(args.typ, f"{self.stack}/{args.name}", inputs)
+            return f"{args.name}-id", tls_emulation.outputs(args.typ, f"{self.stack}/{args.name}", inputs,
+                                                                self.tls_issued_at)
         if args.typ in ("command:remote:Command", "command:local:Command"):
             result = {"stdout": "", "stderr": ""}
             if self.executor is not None:
@@ -169,9 +172,10 @@ class ProgramRun:
 
 
 def run_program(config: StackConfig, *, executor: Any | None = None, preview: bool = False,
-                main: Path = PROJECT_DIR / "__main__.py") -> ProgramRun:
-    """Evaluate the program once for `config`; never raises for program errors (see `.error`)."""
-    mocks = ProviderMocks(config.stack, executor)
+                main: Path = PROJECT_DIR / "__main__.py", tls_issued_at: datetime.datetime | None = None) -> ProgramRun:
+    """Evaluate the program once for `config`; never raises for program errors (see `.error`).
+    `tls_issued_at` fixes when emulated certificates start (see tls_emulation)."""
+    mocks = ProviderMocks(config.stack, executor, tls_issued_at)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.settings.SETTINGS.rpc_manager.clear()  # as pulumi.runtime.test does: nothing
     pulumi.runtime.settings.SETTINGS.outputs.clear()      # left over from an earlier evaluation

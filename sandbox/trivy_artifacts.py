@@ -2,7 +2,7 @@
 `oras` / Trivy publish them: an OCI image manifest whose config has Trivy's own media type and
 whose one layer is the database archive. The layout is what users carry across the gap.
 
-    python -m tests.harness.trivy_artifacts tests/data/trivy-layout   # (re)write the shipped one
+    python -m sandbox.trivy_artifacts sandbox/data/trivy-layout   # (re)write the shipped one
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from tests.harness.oci_images import canonical_json, gzip_stored, sha256_digest
+from sandbox.oci_images import canonical_json, gzip_stored, sha256_digest
 
 CONFIG_TYPE = "application/vnd.aquasec.trivy.config.v1+json"
 DB_LAYER_TYPE = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.harness.oci_images import Catalog, build_once, cache_root, generate, link_tree
+from sandbox.oci_images import Catalog, build_once, cache_root, generate, link_tree
 
 DEFAULT_ADDRESS = "127.0.0.2"
 DEFAULT_PORT = 5000
