@@ -1,0 +1,1 @@
+"""Benchmarks: ratios against named baselines, run on demand (`make bench`)."""
