@@ -21,16 +21,16 @@ pki = StackPki("pki", common_name=f"airgap-infra {settings.stack} CA") if settin
 
 registry = None
 if settings.registry is not None:
-    config = settings.registry
+    registry_config = settings.registry
     registry = Registry(
         "registry",
         RegistryArgs(
-            host=hosts[config.host],
-            settings=config,
+            host=hosts[registry_config.host],
+            settings=registry_config,
             images=settings.images,
-            passwords={user.name: settings.secret(user.password_secret) for user in config.users},
+            passwords={user.name: settings.secret(user.password_secret) for user in registry_config.users},
             pki=pki,
-            tls_key=settings.secret(config.tls.key_secret) if config.tls.key_secret else None,
+            tls_key=settings.secret(registry_config.tls.key_secret) if registry_config.tls.key_secret else None,
             salt_seed=f"{stack_settings.PROJECT}/{settings.stack}",
             artifacts=(parse_image_ref(settings.trivy_db.db), parse_image_ref(settings.trivy_db.java_db))
             if settings.trivy_db else (),
@@ -43,15 +43,15 @@ if settings.registry is not None:
 
 apt_mirror = None
 if settings.apt_mirror is not None:
-    config = settings.apt_mirror
+    apt_config = settings.apt_mirror
     apt_mirror = AptlyMirror(
         "apt-mirror",
         AptlyMirrorArgs(
-            host=hosts[config.host],
-            settings=config,
-            signing_key=settings.secret(config.signing_key_secret) if config.method == "aptly" else None,
+            host=hosts[apt_config.host],
+            settings=apt_config,
+            signing_key=settings.secret(apt_config.signing_key_secret) if apt_config.method == "aptly" else None,
             pki=pki,
-            tls_key=settings.secret(config.tls.key_secret) if config.tls.key_secret else None,
+            tls_key=settings.secret(apt_config.tls.key_secret) if apt_config.tls.key_secret else None,
         ),
     )
     pulumi.export("aptMirror", {"baseUrl": apt_mirror.base_url, "sources": apt_mirror.sources,
@@ -59,14 +59,14 @@ if settings.apt_mirror is not None:
 
 rpm_mirror = None
 if settings.rpm_mirror is not None:
-    config = settings.rpm_mirror
+    rpm_config = settings.rpm_mirror
     rpm_mirror = RepoSyncMirror(
         "rpm-mirror",
         RepoSyncMirrorArgs(
-            host=hosts[config.host],
-            settings=config,
+            host=hosts[rpm_config.host],
+            settings=rpm_config,
             pki=pki,
-            tls_key=settings.secret(config.tls.key_secret) if config.tls.key_secret else None,
+            tls_key=settings.secret(rpm_config.tls.key_secret) if rpm_config.tls.key_secret else None,
         ),
     )
     pulumi.export("rpmMirror", {"baseUrl": rpm_mirror.base_url, "repoFiles": rpm_mirror.repo_files,
@@ -83,6 +83,7 @@ if settings.mirror_clients:
     )
 
 if settings.registry_clients:
+    assert registry is not None, "settings refuse registryClients without a registry"
     clients = RegistryClients(
         "registry-clients",
         RegistryClientsArgs(
@@ -96,14 +97,14 @@ if settings.registry_clients:
 
 file_server = None
 if settings.file_server is not None:
-    config = settings.file_server
+    files_config = settings.file_server
     file_server = FileServer(
         "file-server",
         FileServerArgs(
-            host=hosts[config.host],
-            settings=config,
+            host=hosts[files_config.host],
+            settings=files_config,
             pki=pki,
-            tls_key=settings.secret(config.tls.key_secret) if config.tls.key_secret else None,
+            tls_key=settings.secret(files_config.tls.key_secret) if files_config.tls.key_secret else None,
         ),
     )
     pulumi.export("fileServer", {"baseUrl": file_server.base_url, "artifacts": file_server.artifacts})
@@ -113,41 +114,43 @@ if settings.ck8s is not None:
 
 harbor = None
 if settings.harbor is not None:
-    config = settings.harbor
+    harbor_config = settings.harbor
     harbor = HarborInstall(
         "harbor",
         HarborInstallArgs(
-            host=hosts[config.host],
-            settings=config,
+            host=hosts[harbor_config.host],
+            settings=harbor_config,
             images=settings.images,
-            admin_password=settings.secret(config.admin_password_secret),
-            database_password=settings.secret(config.database_password_secret),
-            robot_secret=settings.secret(config.robot_secret),
+            admin_password=settings.secret(harbor_config.admin_password_secret),
+            database_password=settings.secret(harbor_config.database_password_secret),
+            robot_secret=settings.secret(harbor_config.robot_secret),
             pki=pki,
-            tls_key=settings.secret(config.tls.key_secret) if config.tls.key_secret else None,
-            s3_secret_key=settings.secret(config.s3_secret_key_secret) if config.s3_secret_key_secret else None,
+            tls_key=settings.secret(harbor_config.tls.key_secret) if harbor_config.tls.key_secret else None,
+            s3_secret_key=settings.secret(s3_key) if (s3_key := harbor_config.s3_secret_key_secret) else None,
         ),
     )
     pulumi.export("harbor", {"endpoint": harbor.endpoint, "caBundle": harbor.ca_bundle,
                              "robotUsername": harbor.robot_username, "imageLock": harbor.image_lock})
 
 if settings.mattermost is not None:
-    config = settings.mattermost
+    mattermost_config = settings.mattermost
     if harbor is not None:  # Harbor, when there is one, serves the workloads through its pull robot
         access = RegistryAccess(settings.harbor_endpoint(), harbor.robot_username, harbor.robot_secret)
     else:
+        assert settings.registry is not None, "settings refuse mattermost without a registry or harbor"
         first = settings.registry.users[0]
         access = RegistryAccess(settings.registry_endpoint(), first.name, settings.secret(first.password_secret))
+    s3, kubeconfig = mattermost_config.s3, mattermost_config.kubernetes.kubeconfig_secret
     mattermost = MattermostAirgapConfig(
         "mattermost",
         MattermostArgs(
-            settings=config,
+            settings=mattermost_config,
             registry=access,
-            database_url=settings.secret(config.database_secret),
-            s3_access_key=settings.secret(config.s3.access_key_secret) if config.s3 else None,
-            s3_secret_key=settings.secret(config.s3.secret_key_secret) if config.s3 else None,
-            kubeconfig=settings.secret(config.kubernetes.kubeconfig_secret) if config.kubernetes.kubeconfig_secret else None,
-            docker_host=hosts[config.docker_host] if config.docker_host else None,
+            database_url=settings.secret(mattermost_config.database_secret),
+            s3_access_key=settings.secret(s3.access_key_secret) if s3 else None,
+            s3_secret_key=settings.secret(s3.secret_key_secret) if s3 else None,
+            kubeconfig=settings.secret(kubeconfig) if kubeconfig else None,
+            docker_host=hosts[mattermost_config.docker_host] if mattermost_config.docker_host else None,
         ),
         pulumi.ResourceOptions(depends_on=[r for r in (registry, harbor) if r is not None]),
     )

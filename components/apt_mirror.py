@@ -59,7 +59,8 @@ class AptlyMirror(pulumi.ComponentResource):
                           root=spec.public, tls=tls is not None)
 
         def install_script(cert_pem: str | None) -> str:
-            body = nginx.install_lines(site, cert_pem) + "\n" + render.install_body(spec, nginx.site_config(site), site.name)
+            body = (nginx.install_lines(site, cert_pem) + "\n"
+                    + render.install_body(spec, nginx.site_config(site), site.name))
             if spec.method == "aptly":
                 body += f"\ncat {q(spec.public + '/' + render.PUBLIC_KEY_NAME)}"
             else:
@@ -105,7 +106,8 @@ class AptlyMirror(pulumi.ComponentResource):
 def mirror_spec(settings: AptMirrorSettings) -> render.AptMirrorSpec:
     repos = tuple(
         render.AptRepo(
-            name=repo.name, url=repo.url or "", tree=repo.tree, distribution=repo.distribution, components=repo.components,
+            name=repo.name, url=repo.url or "", tree=repo.tree, distribution=repo.distribution,
+            components=repo.components,
             architectures=repo.architectures, keys=tuple(Path(k).read_text() for k in repo.keys),
             filter=repo.filter, filter_with_deps=repo.filter_with_deps, ignore_signatures=repo.ignore_signatures,
         )

@@ -60,7 +60,9 @@ class HarborInstall(pulumi.ComponentResource):
         settings, host = args.settings, args.host
         hostname = settings.hostname or host.address
         endpoint = hostname if settings.port == 443 else f"{hostname}:{settings.port}"
-        version = re.search(r"(v\d+\.\d+\.\d+)", Path(settings.installer).name).group(1)
+        found = re.search(r"(v\d+\.\d+\.\d+)", Path(settings.installer).name)
+        assert found is not None, "settings accept only harbor-offline-installer-vX.Y.Z.tgz"
+        version = found.group(1)
         spec = render.HarborSpec(hostname=hostname, version=version, archive_sha256=settings.installer_sha256,
                                  data_volume=settings.data_volume, https_port=settings.port, s3=dict(settings.s3))
         tls = service_tls(f"{name}-tls", settings.tls, hostname=hostname, address=host.address, pki=args.pki,

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
@@ -66,16 +68,19 @@ class MattermostAirgapConfig(pulumi.ComponentResource):
         settings = args.settings
         image = parse_image_ref(settings.image)
         repository, tag = private_image(image, args.registry.endpoint)
-        storage = (render.file_storage_env(kind="local", local_path=settings.local_path)
-                   if settings.file_storage == "local" else
-                   render.file_storage_env(kind="s3", s3_endpoint=settings.s3.endpoint, s3_bucket=settings.s3.bucket,
-                                           s3_ssl=settings.s3.ssl, s3_region=settings.s3.region))
-        env = render.environment(site_url=settings.site_url, database_env=render.env_name("SqlSettings.DataSource"),
-                                 file_storage=storage, overrides=dict(settings.overrides))
         secret_env = {render.env_name("SqlSettings.DataSource"): args.database_url}
-        if settings.file_storage == "s3":
+        if settings.file_storage == "local":
+            storage = render.file_storage_env(kind="local", local_path=settings.local_path)
+        else:
+            s3 = settings.s3
+            assert s3 is not None and args.s3_access_key is not None and args.s3_secret_key is not None, \
+                "settings refuse fileStorage: s3 without mattermost.s3 and its key secrets"
+            storage = render.file_storage_env(kind="s3", s3_endpoint=s3.endpoint, s3_bucket=s3.bucket,
+                                              s3_ssl=s3.ssl, s3_region=s3.region)
             secret_env[render.env_name("FileSettings.AmazonS3AccessKeyId")] = args.s3_access_key
             secret_env[render.env_name("FileSettings.AmazonS3SecretAccessKey")] = args.s3_secret_key
+        env = render.environment(site_url=settings.site_url, database_env=render.env_name("SqlSettings.DataSource"),
+                                 file_storage=storage, overrides=dict(settings.overrides))
         self.environment = pulumi.Output.from_input(env)
         self.image = pulumi.Output.from_input(f"{repository}:{tag}")
         self.pull_secret_name = pulumi.Output.from_input(PULL_SECRET)
@@ -93,16 +98,18 @@ class MattermostAirgapConfig(pulumi.ComponentResource):
                                     opts=pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": settings.namespace, "labels": {"app.kubernetes.io/part-of": "mattermost"}},
+            f"{name}-namespace",
+            metadata={"name": settings.namespace, "labels": {"app.kubernetes.io/part-of": "mattermost"}},
             opts=child)
         in_namespace = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace])
         registry = args.registry
+        pull_config: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(registry.username, registry.password).apply(_encoded_config(registry.endpoint)))
         pull = k8s.core.v1.Secret(
             f"{name}-pull-secret",
             metadata={"name": PULL_SECRET, "namespace": settings.namespace},
             type="kubernetes.io/dockerconfigjson",
-            data={".dockerconfigjson": pulumi.Output.secret(pulumi.Output.all(registry.username, registry.password).apply(
-                lambda v: base64.b64encode(dockerconfigjson(registry.endpoint, v[0], v[1]).encode()).decode()))},
+            data={".dockerconfigjson": pull_config},
             opts=in_namespace)
         secrets = k8s.core.v1.Secret(
             f"{name}-env-secret",
@@ -165,7 +172,8 @@ class MattermostAirgapConfig(pulumi.ComponentResource):
         # Secrets go into the container as its config file (Mattermost fills in every default on
         # start; the environment wins for the rest), never into its environment.
         config = pulumi.Output.all(*secret_env.values()).apply(
-            lambda values: json.dumps(config_file_fragment(dict(zip(secret_env, values))), indent=2, sort_keys=True))
+            lambda values: json.dumps(config_file_fragment(dict(zip(secret_env, values, strict=True))),
+                                      indent=2, sort_keys=True))
         volumes = []
         if args.settings.file_storage == "local":
             volumes.append(docker.ContainerVolumeArgs(host_path="/srv/mattermost/data",
@@ -190,6 +198,13 @@ def config_file_fragment(secret_env: dict[str, str]) -> dict:
         section, field = render.key_of(key)
         config.setdefault(section, {})[field] = value
     return config
+
+
+def _encoded_config(endpoint: str) -> Callable[[list[Any]], str]:
+    """`.dockerconfigjson` base64-encoded, from (username, password)."""
+    def encode(values: list[Any]) -> str:
+        return base64.b64encode(dockerconfigjson(endpoint, values[0], values[1]).encode()).decode()
+    return encode
 
 
 def dockerconfigjson(endpoint: str, username: str, password: str) -> str:

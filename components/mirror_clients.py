@@ -8,6 +8,7 @@ the list. apt sources are checked at once with `apt-get update`, which fails on 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pulumi
@@ -33,7 +34,7 @@ class MirrorClients(pulumi.ComponentResource):
     def __init__(self, name: str, args: MirrorClientsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("airgap:index:MirrorClients", name, None, opts)
         apt, rpm = args.apt, args.rpm
-        empty = pulumi.Output.from_input({})
+        empty: pulumi.Output[dict] = pulumi.Output.from_input({})
         inputs = pulumi.Output.all(
             apt.sources if apt else empty, apt.keys if apt else empty, apt.ca_bundle if apt else "",
             rpm.repo_files if rpm else empty, rpm.keys if rpm else empty, rpm.ca_bundle if rpm else "",
@@ -56,7 +57,7 @@ class MirrorClients(pulumi.ComponentResource):
             depends = [m for m in (apt, rpm) if m is not None]
             self.steps[host.name] = remote.step(
                 f"{name}-{host.name}", host, inputs.apply(script), parent=self,
-                delete=inputs.apply(lambda values, script=script: script(values, restore=True)),
+                delete=inputs.apply(functools.partial(script, restore=True)),
                 depends_on=depends,
             )
         self.register_outputs({})

@@ -8,9 +8,10 @@ Private keys are Pulumi secrets and reach hosts only through a step's stdin.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_tls as tls
@@ -99,7 +100,7 @@ def service_tls(
     *,
     hostname: str,
     address: str,
-    pki: "StackPki | None",
+    pki: StackPki | None,
     key: pulumi.Output[str] | None,
     parent: pulumi.Resource,
 ) -> ServiceTls | None:
@@ -114,7 +115,7 @@ def service_tls(
         return ServiceTls(pulumi.Output.from_input(cert), pulumi.Output.from_input(ca), key)
     assert pki is not None, f"{name}: tls mode generate needs the stack PKI"
     addresses = {address} if _is_ip(address) else set()
-    names = set()
+    names: set[str] = set()
     (addresses if _is_ip(hostname) else names).add(hostname)
     issued = pki.issue(name, common_name=hostname, dns_names=sorted(names), ip_addresses=sorted(addresses),
                        validity_days=settings.validity_days, parent=parent)

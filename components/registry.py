@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import pulumi
 
@@ -81,7 +81,7 @@ class Registry(pulumi.ComponentResource):
         first_user, first_password = users[0]
         htpasswd_text = pulumi.Output.all(*(password for _, password in users)).apply(
             lambda passwords: htpasswd.htpasswd_file(
-                [(user, pw) for (user, _), pw in zip(users, passwords)], seed=args.salt_seed)
+                [(user, pw) for (user, _), pw in zip(users, passwords, strict=True)], seed=args.salt_seed)
         )
         health_auth = first_password.apply(lambda pw: htpasswd.curl_user_config(first_user, pw))
 

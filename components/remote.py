@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import pulumi
 from pulumi_command import local, remote
@@ -37,7 +37,7 @@ class Host:
     """`<type> <base64>`: the only key accepted from this host."""
     private_key: pulumi.Output[str] = field(repr=False, compare=False)
     """Client key (a secret Output)."""
-    bastion: "Host | None" = None
+    bastion: Host | None = None
     sudo: bool = False
 
     def connection(self) -> remote.ConnectionArgs:

@@ -77,7 +77,8 @@ class RepoSyncMirror(pulumi.ComponentResource):
         self.hostname = hostname
         self.ca_bundle = tls.ca_pem if tls is not None else pulumi.Output.from_input("")
         self.keys = pulumi.Output.from_input({repo.id: repo.key for repo in spec.repos})
-        self.repo_files = pulumi.Output.from_input({repo.id: repo_file(site.url, repo, tls is not None) for repo in spec.repos})
+        self.repo_files = pulumi.Output.from_input(
+            {repo.id: repo_file(site.url, repo, tls is not None) for repo in spec.repos})
         latest = remote.read(f"cat {q(spec.public)}/airgap-reports/*.json 2>/dev/null || true", host)
         self.reports = pulumi.Output.all(update.stdout, latest).apply(lambda texts: newest_reports(*texts))
         self.register_outputs({"baseUrl": self.base_url, "repoFiles": self.repo_files, "reports": self.reports})
@@ -85,7 +86,8 @@ class RepoSyncMirror(pulumi.ComponentResource):
 
 def mirror_spec(settings: RpmMirrorSettings) -> render.RpmMirrorSpec:
     repos = tuple(
-        render.RpmRepo(id=repo.id, baseurl=f"file://{repo.tree}" if repo.tree else repo.baseurl, key=Path(repo.gpg_key).read_text() if repo.gpg_key else "",
+        render.RpmRepo(id=repo.id, baseurl=f"file://{repo.tree}" if repo.tree else repo.baseurl,
+                       key=Path(repo.gpg_key).read_text() if repo.gpg_key else "",
                        releasever=repo.releasever, arches=repo.arches, metadata_signed=repo.metadata_signed)
         for repo in settings.repos
     )

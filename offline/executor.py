@@ -14,7 +14,6 @@ import json
 import os
 import posixpath
 import select
-import socket
 import stat
 import subprocess
 import threading
@@ -177,7 +176,7 @@ class Executor:
                 pass
             _sftp_makedirs(sftp, posixpath.dirname(target))
             if local.is_dir():
-                for root, dirs, files in os.walk(local):
+                for root, _dirs, files in os.walk(local):
                     relative = Path(root).relative_to(local)
                     remote_root = posixpath.join(target, *relative.parts) if relative.parts else target
                     _sftp_makedirs(sftp, remote_root)

@@ -17,7 +17,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
@@ -120,7 +120,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 class ProviderMocks(pulumi.runtime.Mocks):
     """Provider behaviour: tls emulated; commands inert, or executed by `executor`."""
 
-    def __init__(self, stack: str, executor: "Any | None" = None, tls_issued_at: datetime.datetime | None = None):
+    def __init__(self, stack: str, executor: Any | None = None, tls_issued_at: datetime.datetime | None = None):
         self.stack = stack
         self.executor = executor
         self.tls_issued_at = tls_issued_at
@@ -165,7 +165,7 @@ class ProgramRun:
         assert len(matches) == 1, f"{len(matches)} resources named {name!r}"
         return matches[0]
 
-    def raise_error(self) -> "ProgramRun":
+    def raise_error(self) -> ProgramRun:
         if self.error is not None:
             raise self.error
         return self
@@ -179,7 +179,7 @@ def run_program(config: StackConfig, *, executor: Any | None = None, preview: bo
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.settings.SETTINGS.rpc_manager.clear()  # as pulumi.runtime.test does: nothing
     pulumi.runtime.settings.SETTINGS.outputs.clear()      # left over from an earlier evaluation
-    pulumi.runtime.settings.set_root_resource(None)  # a fresh Stack resource for this run
+    pulumi.runtime.settings.ROOT.set(None)  # a fresh Stack resource for this run (the setter wants one)
     pulumi.runtime.set_mocks(mocks, project=config.project, stack=config.stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(config.as_program_config(), sorted(config.secret_keys))
     exports: dict[str, Any] = {}

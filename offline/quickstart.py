@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 from offline.executor import Executor
-from sandbox.oci_images import generate
 from offline.program import run_program
-from sandbox.hosts import CACHE, Sandbox
 from offline.stackfile import EXAMPLE_PASSPHRASE, PROJECT_DIR, load_stack
+from sandbox.hosts import CACHE, Sandbox
+from sandbox.oci_images import generate
 from sandbox.upstream import UpstreamRegistry
 from sandbox.upstream_repos import UpstreamRepos
 

@@ -91,7 +91,7 @@ class StackConfig:
                 out[key] = str(value)
         return out
 
-    def with_values(self, **changes: Any) -> "StackConfig":
+    def with_values(self, **changes: Any) -> StackConfig:
         """A copy with some project keys replaced (`None` removes a key); for tests."""
         values = copy.deepcopy(self.values)
         for short, value in changes.items():

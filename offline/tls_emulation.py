@@ -37,12 +37,15 @@ def _key(seed: str) -> ec.EllipticCurvePrivateKey:
 
 
 def _load_key(pem: str) -> ec.EllipticCurvePrivateKey:
-    return serialization.load_pem_private_key(pem.encode(), None)
+    key = serialization.load_pem_private_key(pem.encode(), None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"the emulated provider issues ECDSA keys only, not {type(key).__name__}")
+    return key
 
 
 def start_of_year() -> datetime.datetime:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return datetime.datetime(now.year, 1, 1, tzinfo=datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
+    return datetime.datetime(now.year, 1, 1, tzinfo=datetime.UTC)
 
 
 def _name(subject: dict | None) -> x509.Name:

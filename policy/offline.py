@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from policy.policies import POLICIES
 from offline.program import Recorded, run_program
 from offline.stackfile import PROJECT_DIR, StackConfig, load_stack
+from policy.policies import POLICIES
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 
@@ -54,12 +54,19 @@ def _args(record: Recorded, config: dict) -> ResourceValidationArgs:
     return ResourceValidationArgs(record.type, props, record.urn, record.name, opts, None, config, {})
 
 
+def _level(declared: EnforcementLevel | None, configured: object) -> EnforcementLevel:
+    """The level a policy runs at: the stack's policy configuration wins over the declared one."""
+    level = declared or EnforcementLevel.ADVISORY
+    if isinstance(configured, dict) and "enforcementLevel" in configured:
+        return EnforcementLevel(configured["enforcementLevel"])
+    return level
+
+
 def check_records(records: Iterable[Recorded], config: dict) -> list[Violation]:
     violations: list[Violation] = []
     for record in records:
         for policy in POLICIES:
-            level = EnforcementLevel(config.get(policy.name, {}).get("enforcementLevel", policy.enforcement_level.value)) \
-                if isinstance(config.get(policy.name), dict) else policy.enforcement_level
+            level = _level(policy.enforcement_level, config.get(policy.name))
             if level == EnforcementLevel.DISABLED:
                 continue
             policy_settings = {k: v for k, v in {**config.get("all", {}), **config.get(policy.name, {})}.items()

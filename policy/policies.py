@@ -12,13 +12,18 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from dataclasses import dataclass
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Iterator
 import shlex
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from pulumi_policy import EnforcementLevel, PolicyConfigSchema, ReportViolation, ResourceValidationArgs, \
-    ResourceValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
 
 # --- defaults and configuration ---------------------------------------------------------------
 
@@ -51,7 +56,7 @@ class Settings:
     exceptions: tuple[str, ...] = ()
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "Settings":
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
         suffixes = tuple("." + d.lstrip(".") for d in config.get("internalDomains", ()) or ())
         return cls(
             allowed_registries=tuple(config.get("allowedRegistries", ()) or ()),
@@ -88,7 +93,8 @@ def is_internal_host(host: str, settings: Settings) -> bool:
 
 # --- images ------------------------------------------------------------------------------------
 
-IMAGE_REF = re.compile(r"^(?:(?P<host>[a-zA-Z0-9.-]+(?::\d+)?)/)?(?P<path>[a-z0-9._/-]+)(?::[\w.-]+)?(?:@sha256:[0-9a-f]{64})?$")
+IMAGE_REF = re.compile(r"^(?:(?P<host>[a-zA-Z0-9.-]+(?::\d+)?)/)?(?P<path>[a-z0-9._/-]+)"
+                       r"(?::[\w.-]+)?(?:@sha256:[0-9a-f]{64})?$")
 
 
 def image_registry(ref: str) -> str:
@@ -98,6 +104,11 @@ def image_registry(ref: str) -> str:
     if rest and ("." in first or ":" in first or first == "localhost"):
         return first.lower()
     return "docker.io"
+
+
+# `docker|podman|nerdctl run|pull|create … IMAGE` at the end of a script line.
+CONTAINER_CLI_IMAGE = re.compile(
+    r"\b(?:docker|podman|nerdctl)\s+(?:run|pull|create)\b[^\n]*?\s([a-z0-9][\w.:/@-]*[\w])\s*(?:\n|$)")
 
 
 def workload_images(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -117,14 +128,14 @@ def workload_images(resource_type: str, props: Mapping[str, Any]) -> Iterator[tu
                 yield "spec.image", f"{spec['image']}:{spec.get('version', 'latest')}"
     elif resource_type in ("docker:index/container:Container", "docker:index/remoteImage:RemoteImage"):
         key = "image" if resource_type.endswith("Container") else "name"
-        value = props.get(key)
-        if isinstance(value, str) and not value.startswith("sha256:"):
-            yield key, value
+        image = props.get(key)
+        if isinstance(image, str) and not image.startswith("sha256:"):
+            yield key, image
     elif resource_type.startswith("command:"):
         for field in ("create", "update"):
             script = props.get(field)
             if isinstance(script, str):
-                for match in re.finditer(r"\b(?:docker|podman|nerdctl)\s+(?:run|pull|create)\b[^\n]*?\s([a-z0-9][\w.:/@-]*[\w])\s*(?:\n|$)", script):
+                for match in CONTAINER_CLI_IMAGE.finditer(script):
                     candidate = match.group(1)
                     if IMAGE_REF.match(candidate) and not candidate.startswith("-"):
                         yield field, candidate
@@ -154,7 +165,8 @@ def check_pinned_images(resource_type: str, props: Mapping[str, Any], settings: 
             continue
         tag = ref.rsplit("/", 1)[-1].partition(":")[2]
         if not tag or tag == "latest":
-            problems.append(f"{path}: image {ref!r} is not pinned; use a version tag or @sha256:… (the image lock has the digest)")
+            problems.append(f"{path}: image {ref!r} is not pinned; use a version tag or @sha256:… "
+                            "(the image lock has the digest)")
     return problems
 
 
@@ -208,8 +220,9 @@ def check_tls(resource_type: str, props: Mapping[str, Any], settings: Settings) 
                             "clients should trust its CA instead")
         for match in re.finditer(r'\[host\."http://([^/"]+)', text):
             if match.group(1) not in settings.allow_plain_http:
-                problems.append(f"{path}: containerd pulls from http://{match.group(1)}; use https with the registry's CA")
-        if re.search(r"skip_verify\s*=\s*true|--insecure\b|--tls-verify=false|--src-tls-verify=false|--dest-tls-verify=false", text):
+                problems.append(f"{path}: containerd pulls from http://{match.group(1)}; "
+                                "use https with the registry's CA")
+        if re.search(r"skip_verify\s*=\s*true|--insecure\b|--(?:src-|dest-)?tls-verify=false", text):
             problems.append(f"{path}: TLS verification is turned off; trust the service's CA instead")
     return problems
 
@@ -220,7 +233,8 @@ def check_signed_repositories(resource_type: str, props: Mapping[str, Any], sett
     problems = []
     for path, text in strings(props):
         if re.search(r"(?mi)\[[^\]]*trusted=yes[^\]]*\]|^Trusted:\s*yes", text):
-            problems.append(f"{path}: an apt source is trusted without a signature (trusted=yes); use Signed-By with the mirror's key")
+            problems.append(f"{path}: an apt source is trusted without a signature (trusted=yes); "
+                            "use Signed-By with the mirror's key")
         for block in re.findall(r"(?ms)^Types:\s*deb.*?(?:\n\n|\Z)", text):
             if "Signed-By:" not in block:
                 problems.append(f"{path}: a deb822 source has no Signed-By; pin the key that signs the mirror")
@@ -228,7 +242,8 @@ def check_signed_repositories(resource_type: str, props: Mapping[str, Any], sett
             problems.append(f"{path}: one-line apt source without signed-by: {line.strip()}; use deb822 with Signed-By")
         for section in re.findall(r"(?ms)^\[[^\]]+\]\n(?:(?!^\[).)*", text):
             if "baseurl=" in section and not re.search(r"(?m)^gpgcheck=1", section):
-                problems.append(f"{path}: a .repo section without gpgcheck=1: {section.splitlines()[0]}; packages must be checked")
+                problems.append(f"{path}: a .repo section without gpgcheck=1: {section.splitlines()[0]}; "
+                                "packages must be checked")
         for repo in _unsigned_aptly_repos(text):
             problems.append(f"{path}: the aptly mirror {repo!r} ignores the upstream's signatures "
                             "(ignoreSignatures: true); give the upstream's key in keys instead")
@@ -254,7 +269,7 @@ def _airgap_table() -> dict[str, str]:
     return {s.env: s.env_value for s in AIRGAP_SETTINGS}
 
 
-def mattermost_env(resource_type: str, props: Mapping[str, Any]) -> dict[str, str] | None:
+def mattermost_env(resource_type: str, props: Mapping[str, Any]) -> dict[str, str | None] | None:
     env_list = None
     if resource_type == "kubernetes:helm.sh/v3:Release":
         values = props.get("values") or {}
@@ -283,8 +298,8 @@ def check_mattermost(resource_type: str, props: Mapping[str, Any], settings: Set
         if name in overrides:
             reported.append(f"{name} is {env.get(name)!r} (air gap: {value!r}) by an explicit override in the stack")
         else:
-            problems.append(f"{name} is {env.get(name)!r}; in an air gap it must be {value!r} (or overridden explicitly "
-                            "in mattermost.overrides, which this policy reports)")
+            problems.append(f"{name} is {env.get(name)!r}; in an air gap it must be {value!r} "
+                            "(or overridden explicitly in mattermost.overrides, which this policy reports)")
     return problems, reported
 
 
@@ -325,7 +340,7 @@ def check_plaintext_secrets(resource_type: str, props: Mapping[str, Any], settin
 
 
 def _environment_pairs(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    for path, value in _env_lists(props):
+    for _path, value in _env_lists(props):
         for item in value:
             if isinstance(item, Mapping) and "name" in item and isinstance(item.get("value"), str):
                 yield item["name"], item["value"]
@@ -339,7 +354,8 @@ def _env_lists(value: Any, path: str = "") -> Iterator[tuple[str, list]]:
     if isinstance(value, Mapping):
         for key in value:
             child = value[key]
-            if key in ("env", "extraEnvVars", "mattermostEnv") and isinstance(child, Sequence) and not isinstance(child, str):
+            is_list = isinstance(child, Sequence) and not isinstance(child, str)
+            if key in ("env", "extraEnvVars", "mattermostEnv") and is_list:
                 yield f"{path}.{key}", child
             else:
                 yield from _env_lists(child, f"{path}.{key}")
@@ -405,7 +421,8 @@ POLICIES = [
             "Registries, mirrors and file servers are reached over verified TLS; no insecure registries.",
             EnforcementLevel.MANDATORY, check_tls),
     _policy("signed-repositories",
-            "apt sources carry Signed-By (never trusted=yes); .repo files have gpgcheck=1; mirrors check upstream signatures.",
+            "apt sources carry Signed-By (never trusted=yes); .repo files have gpgcheck=1; "
+            "mirrors check upstream signatures.",
             EnforcementLevel.MANDATORY, check_signed_repositories),
     _policy("mattermost-airgap-settings",
             "Mattermost's internet-reaching features (push, link previews, marketplace, telemetry, …) are off.",

@@ -30,7 +30,7 @@ from offline.stackfile import PROJECT_DIR, load_stack
 MASK = "[secret]"
 # Certificates in a plan are issued at this fixed instant, so that a plan depends on the code and
 # the stack only, never on the day it is made (a real preview shows the certificates kept in state).
-PLAN_TLS_ISSUED_AT = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+PLAN_TLS_ISSUED_AT = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -47,7 +47,8 @@ _Dumper.add_representer(str, _str)
 
 def _plain(value, secrets: list[str]):
     if isinstance(value, (pulumi.FileAsset, pulumi.FileArchive)):
-        return f"<{type(value).__name__} {os.path.relpath(value.path, PROJECT_DIR) if os.path.isabs(value.path) else value.path}>"
+        path = os.path.relpath(value.path, PROJECT_DIR) if os.path.isabs(value.path) else value.path
+        return f"<{type(value).__name__} {path}>"
     if isinstance(value, dict):
         return {k: _plain(v, secrets) for k, v in sorted(value.items())}
     if isinstance(value, list):
@@ -95,8 +96,8 @@ def plan(stack: str, config=None) -> str:
         })
     exports = _plain(plain_parts(run.exports), secrets)
     documents.append({"resource": "exports", "inputs": exports})
-    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True,
-                         explicit_start=True)
+    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120,
+                         allow_unicode=True, explicit_start=True)
 
 
 def _resources(text: str) -> dict[str, str]:
@@ -133,7 +134,8 @@ def plan_at(ref: str, stack: str) -> str:
     """The plan the code at git `ref` produces for `stack` (in a throwaway worktree)."""
     with tempfile.TemporaryDirectory(prefix="airgap-plan-") as tmp:
         worktree = Path(tmp) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(worktree), ref], cwd=PROJECT_DIR, check=True)
+        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(worktree), ref], cwd=PROJECT_DIR,
+                       check=True)
         try:
             result = subprocess.run([sys.executable, "-m", "review.plan", stack], cwd=worktree,
                                     capture_output=True, text=True, timeout=900)

@@ -3,14 +3,13 @@ a corpus of deliberately bad resources and stacks is each caught by the policy t
 it, with a message that says what to fix; good ones are not flagged."""
 
 import copy
-import json
 
 import pytest
 
-from policy.offline import Violation, check_records, check_stack, policy_config
-from policy.policies import POLICIES
 from offline.program import Recorded
 from offline.stackfile import PROJECT_DIR, load_stack
+from policy.offline import Violation, check_records, check_stack, policy_config
+from policy.policies import POLICIES
 
 STACKS = sorted(p.name.split(".")[1] for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
 CONFIG = {"all": {"allowedRegistries": ["registry.internal:5443"], "internalDomains": ["corp.example"]}}
@@ -52,9 +51,11 @@ CORPUS = [
      "images-from-internal-registries", "comes from quay.io"),
     ("implicit-public-endpoint", resource(DEPLOYMENT, deployment({"image": "redis:7.2"})),
      "no-public-endpoints", "outside the air gap"),
-    ("docker-container", resource("docker:index/container:Container", {"image": "docker.io/library/redis:7", "name": "cache"}),
+    ("docker-container",
+     resource("docker:index/container:Container", {"image": "docker.io/library/redis:7", "name": "cache"}),
      "images-from-internal-registries", "comes from docker.io"),
-    ("helm-values", resource("kubernetes:helm.sh/v3:Release", {"values": {"image": {"repository": "ghcr.io/org/app", "tag": "1.0"}}}),
+    ("helm-values",
+     resource("kubernetes:helm.sh/v3:Release", {"values": {"image": {"repository": "ghcr.io/org/app", "tag": "1.0"}}}),
      "images-from-internal-registries", "comes from ghcr.io"),
     ("docker-run-in-script", resource(CMD, command("docker run -d --name web nginx:1.25\n")),
      "images-from-internal-registries", "'nginx:1.25'"),
@@ -62,19 +63,26 @@ CORPUS = [
      "no-public-endpoints", "https://get.example.com"),
     ("public-ip", resource("kubernetes:core/v1:ConfigMap", {"data": {"upstream": "http://8.8.8.8/dns"}}),
      "no-public-endpoints", "http://8.8.8.8"),
-    ("plain-http-apt", resource(CMD, command("cat > /etc/apt/sources.list.d/x.sources <<'E'\nTypes: deb\nURIs: http://mirror.corp.example/debian\nSuites: bookworm\nComponents: main\nSigned-By: /k.asc\nE\n")),
+    ("plain-http-apt", resource(CMD, command("cat > /etc/apt/sources.list.d/x.sources <<'E'\nTypes: deb\n"
+                                             "URIs: http://mirror.corp.example/debian\nSuites: bookworm\n"
+                                             "Components: main\nSigned-By: /k.asc\nE\n")),
      "tls-everywhere", "over plain HTTP"),
     ("plain-http-yum", resource(CMD, command("[x]\nbaseurl=http://mirror.corp.example/rpm\ngpgcheck=1\n")),
      "tls-everywhere", "over plain HTTP"),
-    ("insecure-registry", resource(CMD, command('echo \'{"insecure-registries": ["registry.internal:5443"]}\' > /etc/docker/daemon.json\n')),
+    ("insecure-registry",
+     resource(CMD, command('echo \'{"insecure-registries": ["registry.internal:5443"]}\' > /etc/docker/daemon.json\n')),
      "tls-everywhere", "insecure registry"),
-    ("skip-verify", resource(CMD, command('[host."https://registry.internal:5443/v2/docker.io"]\n  skip_verify = true\n')),
+    ("skip-verify",
+     resource(CMD, command('[host."https://registry.internal:5443/v2/docker.io"]\n  skip_verify = true\n')),
      "tls-everywhere", "verification is turned off"),
     ("skopeo-no-tls-verify", resource(CMD, command("skopeo copy --dest-tls-verify=false a b\n")),
      "tls-everywhere", "verification is turned off"),
-    ("trusted-yes", resource(CMD, command("echo 'deb [trusted=yes] https://mirror.corp.example/debian bookworm main'\n")),
+    ("trusted-yes",
+     resource(CMD, command("echo 'deb [trusted=yes] https://mirror.corp.example/debian bookworm main'\n")),
      "signed-repositories", "trusted=yes"),
-    ("deb822-unsigned", resource(CMD, command("Types: deb\nURIs: https://mirror.corp.example/debian\nSuites: bookworm\nComponents: main\n\n")),
+    ("deb822-unsigned",
+     resource(CMD, command("Types: deb\nURIs: https://mirror.corp.example/debian\nSuites: bookworm\n"
+                           "Components: main\n\n")),
      "signed-repositories", "no Signed-By"),
     ("yum-gpgcheck-off", resource(CMD, command("[rocky]\nbaseurl=https://mirror.corp.example/rocky\ngpgcheck=0\n")),
      "signed-repositories", "gpgcheck=1"),
@@ -84,7 +92,8 @@ CORPUS = [
     ("mattermost-push-proxy", resource("kubernetes:installation.mattermost.com/v1beta1:Mattermost",
                                        mattermost_cr({"MM_EMAILSETTINGS_PUSHNOTIFICATIONSERVER": "https://push.mattermost.com"})),
      "mattermost-airgap-settings", "PUSHNOTIFICATIONSERVER"),
-    ("private-key-in-script", resource(CMD, command("cat > /root/key <<'E'\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\nE\n")),
+    ("private-key-in-script",
+     resource(CMD, command("cat > /root/key <<'E'\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\nE\n")),
      "no-plaintext-secrets", "a private key"),
     ("password-in-env", resource(DEPLOYMENT, deployment({"image": "registry.internal:5443/app:1",
                                                           "env": [{"name": "DB_PASSWORD", "value": "hunter22"}]})),
@@ -97,12 +106,14 @@ CORPUS = [
      "images-pinned", "not pinned"),
     ("latest", resource(DEPLOYMENT, deployment({"image": "registry.internal:5443/docker.io/library/app:latest"})),
      "images-pinned", "not pinned"),
-    ("no-pull-secret", resource(DEPLOYMENT, deployment({"image": "registry.internal:5443/docker.io/library/app:1"}, pull_secrets=False)),
+    ("no-pull-secret",
+     resource(DEPLOYMENT, deployment({"image": "registry.internal:5443/docker.io/library/app:1"}, pull_secrets=False)),
      "pull-secrets-for-private-images", "imagePullSecrets"),
 ]
 GOOD = [
-    resource(DEPLOYMENT, deployment({"image": "registry.internal:5443/docker.io/library/app:1.2.3",
-                                     "env": [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}]})),
+    resource(DEPLOYMENT, deployment({
+        "image": "registry.internal:5443/docker.io/library/app:1.2.3",
+        "env": [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}]})),
     resource("kubernetes:installation.mattermost.com/v1beta1:Mattermost", mattermost_cr({})),
     resource(CMD, command("Types: deb\nURIs: https://mirror.corp.example/debian\nSuites: bookworm\nComponents: main\n"
                           "Signed-By: /etc/apt/keyrings/airgap.asc\n\n[r]\nbaseurl=https://mirror.corp.example/r\ngpgcheck=1\n",
@@ -146,7 +157,8 @@ def test_a_stack_that_ignores_upstream_signatures_is_caught():
     def edit(values):
         values["airgap-infra:aptMirror"]["repos"][0]["ignoreSignatures"] = True
     violations = stack_variant(edit)
-    assert any(v.policy == "signed-repositories" and "ignores the upstream's signatures" in v.message for v in violations)
+    assert any(v.policy == "signed-repositories" and "ignores the upstream's signatures" in v.message
+               for v in violations)
 
 
 def test_a_stack_with_an_insecure_registry_client_is_caught():

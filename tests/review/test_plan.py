@@ -13,9 +13,9 @@ import sys
 import pytest
 
 from offline import tls_emulation
+from offline.stackfile import PROJECT_DIR, load_stack
 from review.plan import MASK, diff_markdown, plan
 from sandbox.keys import client_key, openssh_private
-from offline.stackfile import PROJECT_DIR, load_stack
 
 STACKS = sorted(p.name.split(".")[1] for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
 
@@ -50,7 +50,7 @@ def test_the_committed_plan_is_the_plan_the_code_makes(stack):
 def test_a_plan_does_not_depend_on_the_day_it_is_made(monkeypatch):
     before = plan("dev")
     monkeypatch.setattr(tls_emulation, "start_of_year",
-                        lambda: datetime.datetime(2031, 1, 1, tzinfo=datetime.timezone.utc))
+                        lambda: datetime.datetime(2031, 1, 1, tzinfo=datetime.UTC))
     assert plan("dev") == before
     assert "BEGIN CERTIFICATE" in before, "the plan holds issued certificates, the date-dependent part"
 
@@ -93,6 +93,7 @@ def test_a_one_line_config_change_is_a_small_readable_diff():
     before, after = plan("dev", before_config), plan("dev", after_config)
     markdown = diff_markdown("dev", before, after, "main")
     summary = re.search(r"(\d+) changed, (\d+) added, (\d+) removed, (\d+) unchanged", markdown)
+    assert summary is not None, markdown
     changed, added, removed, unchanged = map(int, summary.groups())
     assert (added, removed) == (0, 0)
     assert 1 <= changed <= 4 and unchanged > 10 * changed

@@ -4,7 +4,6 @@ no secret appears anywhere a person or a log could read it."""
 
 import base64
 import json
-from pathlib import Path
 
 import pulumi
 import pytest
@@ -61,7 +60,8 @@ def test_registry_steps(stack):
     sources = {parse_image_ref(i).__str__() for i in config.values["airgap-infra:images"]}
     trivy = config.values.get("airgap-infra:trivyDb") or {}
     if trivy:
-        sources |= {trivy.get("db", "ghcr.io/aquasecurity/trivy-db:2"), trivy.get("javaDb", "ghcr.io/aquasecurity/trivy-java-db:1")}
+        sources |= {trivy.get("db", "ghcr.io/aquasecurity/trivy-db:2"),
+                    trivy.get("javaDb", "ghcr.io/aquasecurity/trivy-java-db:1")}
     assert {i["source"] for i in plan["images"]} == sources
     for image in plan["images"]:
         ref = parse_image_ref(image["source"])
