@@ -9,7 +9,6 @@ from . import remote
 from .file_server import FileServer
 from .images import parse_image_ref, registry_prefix
 from .render import ck8s as render
-from .render.shell import q, step_script
 from .settings import DEFAULT_UPSTREAMS, Settings
 
 
@@ -53,11 +52,6 @@ def ck8s_overrides(settings: Settings, file_server: FileServer | None,
     result = base.apply(build)
     if config.output_dir and parent is not None:
         for file_name in ("common-config.yaml", "sc-config.yaml"):
-            path = f"{config.output_dir}/{file_name}"
-            remote.local_step(
-                f"{name}-{file_name.split('.')[0]}",
-                step_script(f"install -d -m 0755 {q(config.output_dir)}\ncat > {q(path + '.tmp')}\n"
-                            f"mv -f {q(path + '.tmp')} {q(path)}"),
-                parent=parent, stdin=result.apply(lambda files, name=file_name: files[name]),
-            )
+            remote.local_file(f"{name}-{file_name.split('.')[0]}", f"{config.output_dir}/{file_name}",
+                              result.apply(lambda files, name=file_name: files[name]), parent=parent)
     return result

@@ -26,7 +26,6 @@ import pulumi_kubernetes as k8s
 from . import remote
 from .images import ImageRef, parse_image_ref
 from .render import mattermost as render
-from .render.shell import q, step_script
 from .settings import MattermostSettings
 
 ENV_SECRET = "mattermost-airgap-env"
@@ -154,11 +153,7 @@ class MattermostAirgapConfig(pulumi.ComponentResource):
         assert host is not None
         known_hosts = f"out/{pulumi.get_stack()}/known_hosts-{host.name}"
         name_port = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
-        pinned = remote.local_step(
-            f"{name}-known-hosts",
-            step_script(f"install -d -m 0755 \"$(dirname {q(known_hosts)})\"\n"
-                        f"printf '%s\\n' {q(f'{name_port} {host.host_key}')} > {q(known_hosts)}"),
-            parent=self)
+        pinned = remote.local_file(f"{name}-known-hosts", known_hosts, f"{name_port} {host.host_key}\n", parent=self)
         provider = docker.Provider(
             f"{name}-docker",
             host=f"ssh://{host.user}@{host.address}:{host.port}",

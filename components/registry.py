@@ -119,17 +119,7 @@ class Registry(pulumi.ComponentResource):
             )
             self.image_lock = fill.stdout.apply(lambda out: json.loads(out)["images"] if out else [])
             if settings.fill.lock_file:
-                lock_path = settings.fill.lock_file
-                remote.local_step(
-                    f"{name}-lock-file",
-                    step_script(
-                        f"install -d -m 0755 \"$(dirname {q(lock_path)})\"\n"
-                        f"cat > {q(lock_path + '.tmp')}\n"
-                        f"mv -f {q(lock_path + '.tmp')} {q(lock_path)}"
-                    ),
-                    parent=self,
-                    stdin=fill.stdout,
-                )
+                remote.local_file(f"{name}-lock-file", settings.fill.lock_file, fill.stdout, parent=self)
         self.register_outputs({"endpoint": self.endpoint, "caBundle": self.ca_bundle, "imageLock": self.image_lock})
 
     def _tls(self, name: str, args: RegistryArgs, hostname: str):

@@ -157,6 +157,20 @@ def local_step(
     )
 
 
+def local_file(
+    name: str,
+    path: str,
+    content: pulumi.Input[str],
+    *,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> local.Command:
+    """Write `content` (not a secret) to `path` on the admin machine, relative to the project."""
+    from .render.local_file import write_file_script
+
+    return local_step(name, write_file_script(path), parent=parent, stdin=content, depends_on=depends_on)
+
+
 def read(command: str, host: Host) -> pulumi.Output[str]:
     """Run a read-only `command` on `host` at every program run (preview included) and return its
     stdout: an invoke of the local OpenSSH client, host keys pinned, through the bastion if any."""
