@@ -74,13 +74,13 @@ class Traffic:
 
 def pick_upstream(requested: str | None) -> tuple[str, int]:
     if requested:
-        address, _, port = requested.rpartition(":")
-        if not port_is_free(address, int(port)):
+        address, _, port_text = requested.rpartition(":")
+        if not port_is_free(address, int(port_text)):
             raise SystemExit(f"--upstream {requested}: already in use; give a free address:port")
-        return address, int(port)
-    for address, port in UPSTREAM_CANDIDATES:
-        if port_is_free(address, port):
-            return address, port
+        return address, int(port_text)
+    for candidate, port in UPSTREAM_CANDIDATES:
+        if port_is_free(candidate, port):
+            return candidate, port
     raise SystemExit("no free address for the upstream fixture among "
                      f"{', '.join(f'{a}:{p}' for a, p in UPSTREAM_CANDIDATES)}; give --upstream")
 

@@ -3,6 +3,8 @@ stack outputs and, with `ck8s.outputDir`, written as files on the admin machine.
 
 from __future__ import annotations
 
+import operator
+
 import pulumi
 
 from . import remote
@@ -53,5 +55,5 @@ def ck8s_overrides(settings: Settings, file_server: FileServer | None,
     if config.output_dir and parent is not None:
         for file_name in ("common-config.yaml", "sc-config.yaml"):
             remote.local_file(f"{name}-{file_name.split('.')[0]}", f"{config.output_dir}/{file_name}",
-                              result.apply(lambda files, name=file_name: files[name]), parent=parent)
+                              result.apply(operator.itemgetter(file_name)), parent=parent)
     return result
