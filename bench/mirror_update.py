@@ -96,7 +96,7 @@ def mirror_only(config: StackConfig, host: SandboxHost, debian_url: str) -> Stac
     values[f"{project}:hosts"] = {"mirror": {**mirror, "address": host.address, "hostKey": host.host_key}}
     apt_mirror = values[f"{project}:aptMirror"]
     apt_mirror["repos"] = [{**apt_mirror["repos"][0], "url": debian_url}]
-    return StackConfig(project, config.stack, values, set(config.secret_keys))
+    return StackConfig(project, config.stack, values, set(config.secret_keys), config.secrets_key)
 
 
 def settled_requests(upstream: UpstreamRepos) -> list[LoggedRequest]:

@@ -114,14 +114,15 @@ class Executor:
             recorded = self.engine_state.get(key)
             if recorded and recorded[0] == fingerprint:
                 return recorded[1]
-        outputs = self._execute(typ, name, inputs)
+        outputs = self.run_command(typ, name, inputs, inputs.get("create") or "")
         if self.engine_state is not None:
             self.engine_state[key] = (fingerprint, outputs)
         return outputs
 
-    def _execute(self, typ: str, name: str, inputs: dict[str, Any]) -> dict[str, str]:
+    def run_command(self, typ: str, name: str, inputs: dict[str, Any], command: str) -> dict[str, str]:
+        """Run `command` (a resource's create, update or delete) with the resource's connection,
+        interpreter and stdin; fail on a non-zero exit."""
         started = time.monotonic()
-        command = inputs.get("create") or ""
         stdin = (inputs.get("stdin") or "").encode()
         if typ == "command:local:Command":
             status, out, err = self._run_local(command, stdin, inputs.get("interpreter"))

@@ -74,8 +74,12 @@ class Recorded:
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """The SDK's mock monitor, keeping what `pulumi up` would send the engine."""
 
-    def __init__(self, mocks: pulumi.runtime.Mocks):
+    def __init__(self, mocks: ProviderMocks, engine: Any | None = None):
         super().__init__(mocks)
+        self.provider_mocks = mocks
+        self.engine = engine
+        """An offline engine (engine.Engine) deciding and applying each resource against a state;
+        without one, every resource is handed to the mocks as new."""
         self.records: list[Recorded] = []
         self.component_outputs: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -83,9 +87,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def RegisterResource(self, request):
         from pulumi.runtime import rpc
 
-        response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
-            return response
+            return super().RegisterResource(request)
+        response = self._register_with_engine(request) if self.engine is not None and request.custom \
+            else super().RegisterResource(request)
         inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
         record = Recorded(
             urn=response.urn,
@@ -108,6 +113,31 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             self.records.append(record)
         return response
 
+    def _register_with_engine(self, request):
+        """MockMonitor.RegisterResource, with the engine deciding what happens to the resource."""
+        from pulumi.runtime import rpc
+        from pulumi.runtime.proto import resource_pb2
+
+        from .engine import Registration
+
+        urn = self.make_urn(request.parent, request.type, request.name)
+        pulumi_mocks._ensure_event_loop()  # deserialising resource references needs one on this thread
+        registration = Registration(
+            urn=urn, type=request.type, name=request.name, parent=request.parent,
+            dependencies=sorted(request.dependencies),
+            inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+            replace_on_changes=sorted(request.replaceOnChanges), delete_before_replace=request.deleteBeforeReplace,
+            secret_outputs=sorted(request.additionalSecretOutputs))
+
+        def emulate(plain: dict[str, Any]) -> dict[str, Any]:
+            return self.provider_mocks.emulate(request.type, request.name, plain)
+
+        assert self.engine is not None
+        state = self.engine.register(registration, emulate)
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, f"{request.name}-id", state)
+        serialized = _sync_await(rpc.serialize_properties(state, {}))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=f"{request.name}-id", object=serialized)
+
     def RegisterResourceOutputs(self, request):
         from pulumi.runtime import rpc
 
@@ -125,11 +155,16 @@ class ProviderMocks(pulumi.runtime.Mocks):
         self.executor = executor
         self.tls_issued_at = tls_issued_at
 
+    def emulate(self, typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Outputs of a resource no executor runs: certificates emulated, anything else its inputs."""
+        if typ in tls_emulation.TYPES:
+            return tls_emulation.outputs(typ, f"{self.stack}/{name}", inputs, self.tls_issued_at)
+        return dict(inputs)
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = reveal(args.inputs)
         if args.typ in tls_emulation.TYPES:
-            return f"{args.name}-id", tls_emulation.outputs(args.typ, f"{self.stack}/{args.name}", inputs,
-                                                                self.tls_issued_at)
+            return f"{args.name}-id", self.emulate(args.typ, args.name, inputs)
         if args.typ in ("command:remote:Command", "command:local:Command"):
             result = {"stdout": "", "stderr": ""}
             if self.executor is not None:
@@ -172,11 +207,13 @@ class ProgramRun:
 
 
 def run_program(config: StackConfig, *, executor: Any | None = None, preview: bool = False,
-                main: Path = PROJECT_DIR / "__main__.py", tls_issued_at: datetime.datetime | None = None) -> ProgramRun:
+                main: Path = PROJECT_DIR / "__main__.py", tls_issued_at: datetime.datetime | None = None,
+                engine: Any | None = None) -> ProgramRun:
     """Evaluate the program once for `config`; never raises for program errors (see `.error`).
-    `tls_issued_at` fixes when emulated certificates start (see tls_emulation)."""
+    `tls_issued_at` fixes when emulated certificates start (see tls_emulation); an `engine`
+    (engine.Engine) decides and applies each resource against the stack's state."""
     mocks = ProviderMocks(config.stack, executor, tls_issued_at)
-    monitor = RecordingMonitor(mocks)
+    monitor = RecordingMonitor(mocks, engine)
     pulumi.runtime.settings.SETTINGS.rpc_manager.clear()  # as pulumi.runtime.test does: nothing
     pulumi.runtime.settings.SETTINGS.outputs.clear()      # left over from an earlier evaluation
     pulumi.runtime.settings.ROOT.set(None)  # a fresh Stack resource for this run (the setter wants one)

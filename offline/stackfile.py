@@ -78,6 +78,9 @@ class StackConfig:
     stack: str
     values: dict[str, Any]
     secret_keys: set[str] = field(default_factory=set)
+    secrets_key: bytes | None = field(default=None, repr=False, compare=False)
+    """The stack's secrets key (from its encryptionsalt and the passphrase), when it has one: the
+    offline engine seals the secrets it keeps in its state with it, as Pulumi does."""
 
     def as_program_config(self) -> dict[str, str]:
         """The string map the SDK expects: objects and arrays as JSON, scalars as text."""
@@ -100,7 +103,7 @@ class StackConfig:
                 values.pop(key, None)
             else:
                 values[key] = value
-        return StackConfig(self.project, self.stack, values, set(self.secret_keys))
+        return StackConfig(self.project, self.stack, values, set(self.secret_keys), self.secrets_key)
 
 
 def passphrase_from_env() -> str:
@@ -152,7 +155,9 @@ def load_stack(stack: str, *, passphrase: str | None = None, project_dir: Path =
     for raw_key, value in (document.get("config") or {}).items():
         full = raw_key if ":" in raw_key else f"{project}:{raw_key}"
         values[full] = reveal(value, full)
-    return StackConfig(project=project, stack=stack, values=values, secret_keys=secret_keys)
+    if key is None and "encryptionsalt" in document:
+        key = key_for(document["encryptionsalt"], passphrase or passphrase_from_env())
+    return StackConfig(project=project, stack=stack, values=values, secret_keys=secret_keys, secrets_key=key)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,20 +14,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import difflib
-import os
 import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import pulumi
 import yaml
 
-from offline.program import is_secret, plain_parts, reveal, run_program
+from offline.masking import MASK, reviewable, shown, stack_secrets
+from offline.program import plain_parts, run_program
 from offline.stackfile import PROJECT_DIR, load_stack
 
-MASK = "[secret]"
+__all__ = ["MASK", "diff_markdown", "plan", "plan_at"]
 # Certificates in a plan are issued at this fixed instant, so that a plan depends on the code and
 # the stack only, never on the day it is made (a real preview shows the certificates kept in state).
 PLAN_TLS_ISSUED_AT = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -45,56 +44,21 @@ def _str(dumper: yaml.SafeDumper, value: str):
 _Dumper.add_representer(str, _str)
 
 
-def _plain(value, secrets: list[str]):
-    if isinstance(value, (pulumi.FileAsset, pulumi.FileArchive)):
-        path = os.path.relpath(value.path, PROJECT_DIR) if os.path.isabs(value.path) else value.path
-        return f"<{type(value).__name__} {path}>"
-    if isinstance(value, dict):
-        return {k: _plain(v, secrets) for k, v in sorted(value.items())}
-    if isinstance(value, list):
-        return [_plain(v, secrets) for v in value]
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, MASK)
-        return value.rstrip(" ") if "\n" not in value else re.sub(r"[ \t]+\n", "\n", value)
-    return value
-
-
-def _readable_connection(inputs: dict) -> dict:
-    """A step's connection is secret as a whole (it holds the key); show where it goes, not the key."""
-    connection = inputs.get("connection")
-    if not is_secret(connection):
-        return inputs
-    shown = reveal(connection)
-    for hop in (shown, shown.get("proxy") or {}):
-        if "privateKey" in hop:
-            hop["privateKey"] = MASK
-    return {**inputs, "connection": shown}
-
-
-def _fold_update(inputs: dict) -> dict:
-    """A step's update is its create (re-running the idempotent script); show it once."""
-    if "update" in inputs and inputs.get("update") == inputs.get("create"):
-        return {**inputs, "update": "(same as create)"}
-    return inputs
-
-
 def plan(stack: str, config=None) -> str:
     """The plan of `stack` (or of `config`, a loaded stack) as YAML text, one document per resource,
     sorted by URN."""
     config = config or load_stack(stack)
     run = run_program(config, tls_issued_at=PLAN_TLS_ISSUED_AT).raise_error()
-    secrets = sorted({line for value in config.values.get(f"{config.project}:secrets", {}).values()
-                      for line in [value, *value.splitlines()] if len(line) >= 6}, key=len, reverse=True)
+    secrets = stack_secrets(config)
     documents = []
     for record in sorted(run.records, key=lambda r: r.urn):
         documents.append({
             "resource": f"{record.type} {record.name}",
             "parent": record.parent.rsplit("::", 1)[-1] if record.parent else None,
             "dependsOn": sorted(d.rsplit("::", 1)[-1] for d in record.dependencies),
-            "inputs": _plain(_fold_update(plain_parts(_readable_connection(record.inputs))), secrets),
+            "inputs": reviewable(record.inputs, secrets),
         })
-    exports = _plain(plain_parts(run.exports), secrets)
+    exports = shown(plain_parts(run.exports), secrets)
     documents.append({"resource": "exports", "inputs": exports})
     return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120,
                          allow_unicode=True, explicit_start=True)
