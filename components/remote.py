@@ -6,9 +6,12 @@ shell text; it wires rendered text to resources:
 
 - one `ConnectionArgs` per host, its host key pinned, optionally through a bastion;
 - secrets go to the script on stdin (one base64 line each), never into its text or environment;
-- `triggers` carry a content hash of the script and the versions it installs, and `update` is the
-  same script as `create`, so a change re-runs exactly the affected step in place and `delete`
-  only runs when a step leaves the stack.
+- `update` is the same script as `create`, so a change to a step's script (or to the versions it
+  names, written into it as a comment) re-runs exactly that step in place. `triggers` hold only
+  the machine a step runs on: pulumi-command replaces a resource when a trigger changes (new half
+  created first, then the old half's `delete` run), which is right when a step moves to another
+  host and wrong for anything else (it would uninstall what the new half just installed). So
+  `delete` runs only when a step leaves the stack or its host changes.
 """
 
 from __future__ import annotations
@@ -99,8 +102,17 @@ def secret_stdin(values: Sequence[pulumi.Input[str]]) -> pulumi.Output[str]:
     return pulumi.Output.secret(joined)
 
 
-def _triggers(script: pulumi.Input[str], versions: Sequence[str]) -> list:
-    return [pulumi.Output.from_input(script).apply(lambda text: content_hash(text, *versions))]
+def target(host: Host) -> str:
+    """The machine a step runs on, as its trigger: a step that moves to another is replaced."""
+    via = f" via {host.bastion.address}:{host.bastion.port}" if host.bastion is not None else ""
+    return f"{host.user}@{host.address}:{host.port}{via}"
+
+
+def _versioned(script: pulumi.Input[str], versions: Sequence[str]) -> pulumi.Input[str]:
+    """`script` naming `versions` in a first comment line, so that a new version is an update."""
+    if not versions:
+        return script
+    return pulumi.Output.from_input(script).apply(lambda text: f"# versions: {' '.join(versions)}\n{text}")
 
 
 def step(
@@ -116,6 +128,7 @@ def step(
     log_stdout: bool = True,
 ) -> remote.Command:
     """Run the rendered `script` on `host`; re-run in place whenever its text or versions change."""
+    script = _versioned(script, versions)
     return remote.Command(
         name,
         connection=host.connection(),
@@ -123,7 +136,7 @@ def step(
         update=script,
         delete=delete,
         stdin=secret_stdin(secrets) if secrets else None,
-        triggers=_triggers(script, versions),
+        triggers=[target(host)],
         add_previous_output_in_env=False,
         logging=remote.Logging.STDOUT_AND_STDERR if log_stdout else remote.Logging.STDERR,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
@@ -144,13 +157,13 @@ def local_step(
     """The same contract as `step`, on the admin machine (for work that runs where pulumi runs)."""
     if stdin is not None and secrets:
         raise ValueError("a local step takes either plain stdin or secrets, not both")
+    script = _versioned(script, versions)
     return local.Command(
         name,
         create=script,
         update=script,
         stdin=secret_stdin(secrets) if secrets else stdin,
         interpreter=["/bin/sh", "-c"],
-        triggers=_triggers(script, versions),
         add_previous_output_in_env=False,
         logging=local.Logging.STDOUT_AND_STDERR if log_stdout else local.Logging.STDERR,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
@@ -196,12 +209,13 @@ def copy(
     content_id: str,
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> remote.CopyToRemote:
-    """Copy a file or directory to `host`; `content_id` (a digest of what is copied) triggers it."""
+    """Copy a file or directory to `host`; `content_id` (a digest of what is copied) and the host
+    trigger it (a copy has no delete: replacing one only copies again)."""
     return remote.CopyToRemote(
         name,
         connection=host.connection(),
         source=source,
         remote_path=remote_path,
-        triggers=[content_id],
+        triggers=[content_id, target(host)],
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )

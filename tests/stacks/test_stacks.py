@@ -51,7 +51,14 @@ def test_registry_steps(stack):
     assert is_secret(install.inputs["stdin"]), "key, htpasswd and health credentials travel as a secret"
     assert install.inputs["delete"] and "rm -rf --one-file-system" not in install.inputs["delete"]
     assert "/v2/" in script and "--cacert" in script
-    assert install.inputs["triggers"][0].startswith("sha256:")
+    hosts = config.values["airgap-infra:hosts"]
+    host = hosts[registry["host"]]
+    machine = f"{host.get('user', 'root')}@{host['address']}:{host.get('port', 22)}"
+    if host.get("bastion"):
+        jump = hosts[host["bastion"]]
+        machine += f" via {jump['address']}:{jump.get('port', 22)}"
+    assert install.inputs["triggers"] == [machine], \
+        "the only trigger is the machine: any other change updates the step in place, never replaces it"
     fill = run.named("registry-fill")
     assert fill.dependencies and install.urn in fill.dependencies
     runner = registry.get("fill", {}).get("runner", "host")
