@@ -5,16 +5,22 @@ STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 HOST_SHELL := $(shell find programs -name '*.sh' 2>/dev/null | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help sandbox sandbox-down test test-fast lint typecheck bench policy plan plans plan-diff
+.PHONY: help sandbox sandbox-preview sandbox-ssh sandbox-down test test-fast lint typecheck bench policy plan plans plan-diff
 
 help:  ## list the targets
-	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-sandbox:  ## set everything up, apply the sandbox stack to sandbox hosts, print the endpoints
+sandbox:  ## set up what is missing, preview, apply what changed in Pulumi.sandbox.yaml, print the endpoints
 	scripts/bootstrap
 	$(PYTHON) -m offline.quickstart up
 
-sandbox-down:  ## stop the sandbox hosts and the upstream fixture
+sandbox-preview:  ## what `make sandbox` would change on the running sandbox hosts
+	$(PYTHON) -m offline.quickstart preview
+
+sandbox-ssh:  ## a root shell on a sandbox host (HOST=client, mirror, registry or bastion)
+	$(PYTHON) -m offline.quickstart ssh $(or $(HOST),client)
+
+sandbox-down:  ## stop the sandbox hosts and the upstream fixture, forget the sandbox's state
 	$(PYTHON) -m offline.quickstart down
 
 test:  ## every test: renderers, stacks under mocks, end to end on sandbox hosts

@@ -70,6 +70,9 @@ def input_diff(step: Step, secrets: list[str]) -> list[str]:
     new = reviewable(step.new_inputs or {}, secrets)
     out: list[str] = []
     for key in step.changed:
+        if key in old and key in new and old[key] == new[key]:  # only masked parts differ
+            out.append(f"{key}: {old[key] if isinstance(old[key], str) else '…'} (a secret in it changed)")
+            continue
         out += list(difflib.unified_diff(_lines(old.get(key, "")) if key in old else [],
                                          _lines(new.get(key, "")) if key in new else [],
                                          f"{key} (state)", f"{key} (program)", lineterm="", n=2))
@@ -111,7 +114,7 @@ def _print_preview(outcome: Outcome, secrets: list[str], out: TextIO) -> None:
     print("Resources: " + ", ".join(f"{counts[a]} {PREVIEW_WORDS[a]}" for a in Action), file=out)
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offline", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["preview", "up", "destroy"])
     parser.add_argument("stack")
@@ -122,9 +125,21 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     return command(args.command, config, state_path, out=out)
 
 
-def command(mode: str, config: StackConfig, state_path: Path, *, out: TextIO = sys.stdout,
+def command(mode: str, config: StackConfig, state_path: Path, *, out: TextIO | None = None,
             local_dir: Path = PROJECT_DIR, main: Path = MAIN) -> int:
     """What `python -m offline MODE` does for a loaded stack; returns the exit status."""
+    out = out or sys.stdout
+    outcome = shown_run(mode, config, state_path, out=out, local_dir=local_dir, main=main)
+    if not outcome.ok:
+        print(f"error: {outcome.error}", file=out)
+        return 1
+    return 0
+
+
+def shown_run(mode: str, config: StackConfig, state_path: Path, *, out: TextIO | None = None,
+              local_dir: Path = PROJECT_DIR, main: Path = MAIN) -> Outcome:
+    """`run`, printing what a user sees: the preview, or a line per step and the summary."""
+    out = out or sys.stdout
     secrets = stack_secrets(config)
     started = time.monotonic()
     if mode == "preview":
@@ -148,10 +163,7 @@ def command(mode: str, config: StackConfig, state_path: Path, *, out: TextIO = s
         finally:
             executor.close()
         print(f"{summary_line(outcome.counts)} in {time.monotonic() - started:.0f}s", file=out)
-    if not outcome.ok:
-        print(f"error: {outcome.error}", file=out)
-        return 1
-    return 0
+    return outcome
 
 
 if __name__ == "__main__":

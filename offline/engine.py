@@ -127,7 +127,7 @@ class Engine:
         plain = reveal(registration.inputs)
         if decision.action is Action.REPLACE and old is not None:
             if decision.delete_before_replace:
-                self._delete(old, replacing=True)
+                self._delete(old, Step(Action.DELETE, old.urn, old.type, f"{old.name} (replaced)"))
             else:
                 with self._lock:
                     self._replaced.append(old)
@@ -161,8 +161,9 @@ class Engine:
         """Run the deletions (unless the program failed) and return the state to keep."""
         registered = {step.urn for step in self.steps}
         removed = [] if program_failed else [r for urn, r in self.state.resources.items() if urn not in registered]
-        for resource in removed:
-            self._record(Step(Action.DELETE, resource.urn, resource.type, resource.name, (), resource.inputs, None))
+        removals = {r.urn: Step(Action.DELETE, r.urn, r.type, r.name, (), r.inputs, None) for r in removed}
+        with self._lock:
+            self.steps.extend(removals.values())
         if self.preview:
             return self.state
         doomed = {r.urn: r for r in removed}
@@ -175,8 +176,9 @@ class Engine:
         failure: Exception | None = None
         for urn in order:
             resource = doomed.get(urn) or replaced[urn]
+            step = removals.get(urn) or Step(Action.DELETE, urn, resource.type, f"{resource.name} (replaced)")
             try:
-                self._delete(resource, replacing=urn in replaced)
+                self._delete(resource, step)
             except Exception as error:  # kept in the state: the next up tries again
                 failure = failure or error
                 continue
@@ -192,26 +194,20 @@ class Engine:
             raise failure
         return self.state
 
-    def _delete(self, resource: ResourceState, *, replacing: bool) -> None:
+    def _delete(self, resource: ResourceState, step: Step) -> None:
+        """Run `resource`'s delete command (if it has one), reporting it as `step`."""
         plain = reveal(resource.inputs)
         command = lifecycle.command_to_run(resource.type, Action.DELETE, plain)
-        if command is None:
-            return
         started = time.monotonic()
-        step = Step(Action.DELETE, resource.urn, resource.type, resource.name, ran="delete")
         try:
-            self._executor().run_command(resource.type, resource.name + (" (replaced)" if replacing else ""),
-                                      plain, command)
+            if command is not None:
+                step.ran = "delete"
+                self._executor().run_command(resource.type, step.name, plain, command)
         except Exception as error:
             step.error = str(error)
             raise
         finally:
             step.seconds = time.monotonic() - started
-            if not replacing:  # the removal itself was recorded when it was decided
-                with self._lock:
-                    for recorded in self.steps:
-                        if recorded.urn == resource.urn and recorded.action is Action.DELETE:
-                            recorded.ran, recorded.seconds, recorded.error = "delete", step.seconds, step.error
             if self.on_step is not None:
                 self.on_step(step)
 
