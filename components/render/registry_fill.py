@@ -9,40 +9,18 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from pathlib import Path
+
+from oci.plan import FillImage, FillPlan
 
 from .shell import heredoc_delimiter
 
 PROGRAM = (Path(__file__).with_name("fill_program.py")).read_text()
 
 
-@dataclass(frozen=True)
-class FillImage:
-    source: str
-    """Normalised source reference, as the stack lists it."""
-    location: str
-    """Where skopeo reads it: `docker://…` or `oci:<dir>:<name>`."""
-    repository: str
-    """Repository path in the private registry."""
-    tag: str
-    """Tag written in the private registry."""
-    digest: str | None
-    """Pinned manifest digest; the fill fails if the source differs."""
-
-
 def fill_plan(endpoint: str, images: list[FillImage], *, parallel: int, retries: int) -> str:
-    """The plan as canonical JSON (sorted, so an unchanged stack renders identical text)."""
-    plan = {
-        "endpoint": endpoint,
-        "parallel": parallel,
-        "retries": retries,
-        "images": [
-            {"source": i.source, "from": i.location, "repository": i.repository, "tag": i.tag, "digest": i.digest}
-            for i in sorted(images, key=lambda i: i.source)
-        ],
-    }
-    return json.dumps(plan, indent=1, sort_keys=True)
+    """The plan as `oci.plan` writes it (canonical JSON: an unchanged stack renders identical text)."""
+    return FillPlan(endpoint=endpoint, images=tuple(images), parallel=parallel, retries=retries).to_json()
 
 
 def _write(target: str, content: str) -> str:
