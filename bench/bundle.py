@@ -43,7 +43,8 @@ sys.path.insert(0, str(ROOT))
 from bundle.manifest import Manifest  # noqa: E402
 from components.images import parse_image_ref  # noqa: E402
 from components.registry import fill_image  # noqa: E402
-from components.render import fill_program, registry_fill  # noqa: E402
+from components.render import registry_fill  # noqa: E402
+from oci import fill  # noqa: E402
 from sandbox.oci_images import generate  # noqa: E402
 from tests.harness.private_registry import PrivateRegistry  # noqa: E402
 from sandbox.upstream import start_upstream  # noqa: E402
@@ -239,7 +240,7 @@ def run(args, work: Path, upstream) -> int:
     with PrivateRegistry(FILL_ADDRESS, 5443, state_dir=work / "registry-fill") as private:
         images = [fill_image(parse_image_ref(ref), {}, str(layout)) for ref in catalog0.refs]
         (work / "plan.json").write_text(registry_fill.fill_plan(private.endpoint, images, parallel=4, retries=1))
-        fill_seconds.append(timed([sys.executable, fill_program.__file__, "--plan", str(work / "plan.json"),
+        fill_seconds.append(timed([sys.executable, fill.__file__, "--plan", str(work / "plan.json"),
                                    "--authfile", str(private.auth_file()), "--cert-dir", str(private.cert_dir)],
                                   env=upstream.skopeo_env(), stderr=subprocess.DEVNULL))
 

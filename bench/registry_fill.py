@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.images import parse_image_ref  # noqa: E402
 from components.registry import fill_image  # noqa: E402
-from components.render import fill_program, registry_fill  # noqa: E402
+from components.render import registry_fill  # noqa: E402
+from oci import fill  # noqa: E402
 from tests.harness.private_registry import PrivateRegistry  # noqa: E402
 from sandbox.upstream import start_upstream  # noqa: E402
 
@@ -63,7 +64,7 @@ def run_fill(upstream, private, work: Path) -> tuple[float, str]:
     (work / "plan.json").write_text(registry_fill.fill_plan(private.endpoint, images, parallel=4, retries=2))
     started = time.monotonic()
     result = subprocess.run(
-        [HOST_PYTHON, "-I", fill_program.__file__, "--plan", str(work / "plan.json"), "--authfile", str(private.auth_file()),
+        [HOST_PYTHON, "-I", fill.__file__, "--plan", str(work / "plan.json"), "--authfile", str(private.auth_file()),
          "--cert-dir", str(private.cert_dir), "--source-cert-dir", str(upstream.cert_dir),
          "--cache", str(work / "metadata-cache.json")],
         capture_output=True, text=True, env=upstream.skopeo_env(), timeout=1800)

@@ -167,7 +167,7 @@ class Layout:
     def summary(self, name: str, entry: dict, ref: str | None = None) -> dict:
         """ref, layout name, digest, media type and platforms (or artifact type) of one image."""
         # The fill's own reading of platforms and artifact types, so the lock and the bundle agree.
-        from components.render.fill_program import describe
+        from oci.fill import describe
 
         digest = entry["digest"]
         described = describe(self.read(digest), self.read)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.images import ImageRefError, parse_image_ref
-from components.render.fill_program import MANIFEST_TYPES, FillError, RegistryClient
+from oci.fill import MANIFEST_TYPES, FillError, RegistryClient
 
 from .images import Layout
 from .manifest import HEX64, BundleError, parallel_map

@@ -1,7 +1,8 @@
 """The fill step: copies the stack's images into the private registry and prints the image lock.
 
-The work itself is `fill_program.py` (standard-library Python driving skopeo), shipped with its
-plan and the registry's CA into a private temporary directory on the machine that runs it.
+The work itself is the fill program `oci/fill.py` (standard-library Python driving skopeo),
+shipped with its plan and the registry's CA into a private temporary directory on the machine
+that runs it.
 The registry credentials arrive as the step's one stdin secret: a skopeo auth file.
 """
 
@@ -11,11 +12,12 @@ import base64
 import json
 from pathlib import Path
 
+import oci
 from oci.plan import FillImage, FillPlan
 
 from .shell import heredoc_delimiter
 
-PROGRAM = (Path(__file__).with_name("fill_program.py")).read_text()
+PROGRAM = (Path(oci.__file__).parent / "fill.py").read_text()
 
 
 def fill_plan(endpoint: str, images: list[FillImage], *, parallel: int, retries: int) -> str:

@@ -12,9 +12,9 @@ import pytest
 
 from bundle.manifest import Manifest
 from components.images import parse_image_ref
-from components.render import fill_program
-from tests.bundle.conftest import PRIVATE_ADDRESS, bundle_cli, fill_from_layout, tree_digests
+from oci import fill
 from sandbox.oci_images import REF_NAME_ANNOTATION
+from tests.bundle.conftest import PRIVATE_ADDRESS, bundle_cli, fill_from_layout, tree_digests
 from tests.harness.private_registry import PrivateRegistry
 
 pytestmark = pytest.mark.e2e
@@ -77,8 +77,8 @@ def test_round_trip_keeps_every_digest_package_and_file(crossing, tmp_path):
         lock, _ = fill_from_layout(tmp_path, into / "images", private, crossing.catalog0.refs)
         expected = {image.ref: image.digest for image in crossing.catalog0.images}
         assert {ref: entry["digest"] for ref, entry in lock.items()} == expected
-        client = fill_program.RegistryClient(
-            private.endpoint, fill_program.ssl.create_default_context(cafile=str(private.cert_dir / "ca.crt")),
+        client = fill.RegistryClient(
+            private.endpoint, fill.ssl.create_default_context(cafile=str(private.cert_dir / "ca.crt")),
             json.loads(private.auth_file().read_text())["auths"][private.endpoint]["auth"])
         for image in crossing.catalog0.images:
             ref = parse_image_ref(image.ref)

@@ -9,15 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.images import parse_image_ref
 from components.registry import fill_image
-from components.render import fill_program, registry_fill
-from tests.harness.private_registry import PrivateRegistry
+from components.render import registry_fill
+from oci import fill
 from sandbox.upstream import start_upstream
+from tests.harness.private_registry import PrivateRegistry
 
-PROGRAM = Path(fill_program.__file__)
+PROGRAM = Path(fill.__file__)
 
 
 @settings(max_examples=40, deadline=None)
@@ -46,7 +48,7 @@ def test_schedule_never_uploads_a_missing_blob_twice_at_once(blob_sets, parallel
             present.update(blobs[name])
             ran.append(name)
 
-    fill_program.schedule(images, blobs, parallel, run)
+    fill.schedule(images, blobs, parallel, run)
     assert not violations
     assert sorted(ran) == sorted(i["source"] for i in images)
 
@@ -60,10 +62,10 @@ def test_schedule_stops_starting_copies_after_a_failure():
         ran.append(image["source"])
         time.sleep(0.05 if image["source"] == "b" else 0)
         if image["source"] == "a":
-            raise fill_program.FillError("a broke")
+            raise fill.FillError("a broke")
 
-    with pytest.raises(fill_program.FillError, match=r"a broke; 2 images not attempted: c, d"):
-        fill_program.schedule(images, blobs, 2, run)
+    with pytest.raises(fill.FillError, match=r"a broke; 2 images not attempted: c, d"):
+        fill.schedule(images, blobs, 2, run)
     assert sorted(ran) == ["a", "b"], "the copy already running finishes; nothing new starts"
 
 
