@@ -240,7 +240,7 @@ def run(args, work: Path, upstream) -> int:
     with PrivateRegistry(FILL_ADDRESS, 5443, state_dir=work / "registry-fill") as private:
         images = [fill_image(parse_image_ref(ref), {}, str(layout)) for ref in catalog0.refs]
         (work / "plan.json").write_text(registry_fill.fill_plan(private.endpoint, images, parallel=4, retries=1))
-        fill_seconds.append(timed([sys.executable, fill.__file__, "--plan", str(work / "plan.json"),
+        fill_seconds.append(timed([sys.executable, "-I", fill.__file__, "--plan", str(work / "plan.json"),
                                    "--authfile", str(private.auth_file()), "--cert-dir", str(private.cert_dir)],
                                   env=upstream.skopeo_env(), stderr=subprocess.DEVNULL))
 

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.images import ImageRefError, parse_image_ref
-from oci.fill import MANIFEST_TYPES, FillError, RegistryClient
+from oci.media import MANIFEST_TYPES
+from oci.registry import RegistryClient, RegistryError
 
 from .images import Layout
 from .manifest import HEX64, BundleError, parallel_map
@@ -410,7 +411,7 @@ def verify_registry(endpoint: str, images: list[StoredImage], context: ssl.SSLCo
         except (OSError, http.client.HTTPException) as error:
             broken.set()
             return f"{image.name}: {item.kind} {item.digest}: {error}"
-        except FillError as error:
+        except RegistryError as error:
             return f"{image.name}: {error}"
         return None
 

@@ -1,9 +1,9 @@
 """The fill step: copies the stack's images into the private registry and prints the image lock.
 
 The work itself is the fill program `oci/fill.py` (standard-library Python driving skopeo),
-shipped with its plan and the registry's CA into a private temporary directory on the machine
-that runs it.
-The registry credentials arrive as the step's one stdin secret: a skopeo auth file.
+shipped with the modules of `oci` it imports, its plan and the registry's CA into a private
+temporary directory on the machine that runs it. The registry credentials arrive as the step's
+one stdin secret: a skopeo auth file.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from oci.plan import FillImage, FillPlan
 
 from .shell import heredoc_delimiter
 
-PROGRAM = (Path(oci.__file__).parent / "fill.py").read_text()
+# The package as the fill program imports it: `__init__.py` too, so that this `oci` is a regular
+# package and no other `oci` on the machine can take its place.
+SHIPPED = ("__init__.py", "media.py", "plan.py", "registry.py", "fill.py")
+PROGRAM = {module: (Path(oci.__file__).parent / module).read_text() for module in SHIPPED}
 
 
 def fill_plan(endpoint: str, images: list[FillImage], *, parallel: int, retries: int) -> str:
@@ -43,12 +46,13 @@ def fill_step(plan: str, ca_pem: str) -> str:
         "done",
         "work=$(mktemp -d /tmp/airgap-fill.XXXXXX)",
         "AIRGAP_TMP+=(\"$work\")",
-        "install -d -m 0700 \"$work/certs\"",
-        _write('"$work/fill.py"', PROGRAM),
+        "install -d -m 0700 \"$work/certs\" \"$work/oci\"",
+        *(_write(f'"$work/oci/{module}"', text) for module, text in PROGRAM.items()),
         _write('"$work/plan.json"', plan),
         _write('"$work/certs/ca.crt"', ca_pem),
         "airgap_secret_tmp authfile",
-        "python3 -I \"$work/fill.py\" --plan \"$work/plan.json\" --authfile \"$authfile\" --cert-dir \"$work/certs\" \\",
+        ('python3 -I "$work/oci/fill.py" --plan "$work/plan.json" --authfile "$authfile" '
+         '--cert-dir "$work/certs" \\'),
         "  --cache \"${XDG_CACHE_HOME:-$HOME/.cache}/airgap-infra/fill-metadata.json\"",
     ])
 

@@ -69,7 +69,7 @@ def fill_from_layout(work: Path, layout: Path, private: PrivateRegistry, refs) -
     images = [fill_image(parse_image_ref(ref), {}, str(layout)) for ref in refs]
     (work / "plan.json").write_text(registry_fill.fill_plan(private.endpoint, images, parallel=4, retries=1))
     result = subprocess.run(
-        [sys.executable, fill.__file__, "--plan", str(work / "plan.json"),
+        [sys.executable, "-I", fill.__file__, "--plan", str(work / "plan.json"),
          "--authfile", str(private.auth_file()), "--cert-dir", str(private.cert_dir)],
         capture_output=True, text=True, env=skopeo_env(work), timeout=300)
     assert result.returncode == 0, result.stderr

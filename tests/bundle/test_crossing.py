@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 from pathlib import Path
 
 import pytest
 
 from bundle.manifest import Manifest
 from components.images import parse_image_ref
-from oci import fill
+from oci.registry import RegistryClient
 from sandbox.oci_images import REF_NAME_ANNOTATION
 from tests.bundle.conftest import PRIVATE_ADDRESS, bundle_cli, fill_from_layout, tree_digests
 from tests.harness.private_registry import PrivateRegistry
@@ -77,8 +78,8 @@ def test_round_trip_keeps_every_digest_package_and_file(crossing, tmp_path):
         lock, _ = fill_from_layout(tmp_path, into / "images", private, crossing.catalog0.refs)
         expected = {image.ref: image.digest for image in crossing.catalog0.images}
         assert {ref: entry["digest"] for ref, entry in lock.items()} == expected
-        client = fill.RegistryClient(
-            private.endpoint, fill.ssl.create_default_context(cafile=str(private.cert_dir / "ca.crt")),
+        client = RegistryClient(
+            private.endpoint, ssl.create_default_context(cafile=str(private.cert_dir / "ca.crt")),
             json.loads(private.auth_file().read_text())["auths"][private.endpoint]["auth"])
         for image in crossing.catalog0.images:
             ref = parse_image_ref(image.ref)
