@@ -75,7 +75,8 @@ def hexdigest(digest: str, where: object) -> str:
 
 def plan(layout: Layout) -> list[StoredImage]:
     """Where each image of the layout goes in the registry."""
-    images, tags = [], {}
+    images: list[StoredImage] = []
+    tags: dict[tuple[str, str], tuple[str, str]] = {}
     for name, entry in sorted(layout.named().items()):
         try:
             ref = parse_image_ref(name)

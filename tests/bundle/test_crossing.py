@@ -199,7 +199,7 @@ def test_a_delta_carries_only_new_content_and_lands_on_the_same_inventory(crossi
     full0 = Manifest.read(crossing.r0 / "MANIFEST.json")
     full1 = Manifest.read(crossing.r1_full / "MANIFEST.json")
     delta = Manifest.read(crossing.r1_delta / "MANIFEST.json")
-    assert delta.kind == "delta" and delta.base["created"] == full0.created
+    assert delta.kind == "delta" and delta.base is not None and delta.base["created"] == full0.created
     had = set(full0.state().values())
     new = {entry.path for entry in full1.state().values() if entry not in had}
     assert {entry.path for entry in delta.files} == new

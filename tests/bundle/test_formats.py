@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bundle.images import parse_refs, parse_upstreams, read_images_file, source_location, stack_images
-from bundle.manifest import BundleError, Entry, Manifest, check_path, link_stays_inside
+from bundle.manifest import BundleError, Entry, FileEntry, LinkEntry, Manifest, check_path, link_stays_inside
 from bundle.parts import parse_size
 from bundle.plugins import install_commands, parse_plugin
 from bundle.repos import parse_deb822
@@ -115,7 +115,7 @@ def test_scanner_template(template, expected):
 
 
 def manifest_bytes(**changes) -> bytes:
-    document = {"format": "airgap-infra-bundle/1", "kind": "full", "created": "2024-01-01T00:00:00Z", "base": None,
+    document: dict[str, object] = {"format": "airgap-infra-bundle/1", "kind": "full", "created": "2024-01-01T00:00:00Z", "base": None,
                 "images": [], "packages": {"deb": [], "rpm": []}, "plugins": [],
                 "files": [{"path": "files/a", "size": 1, "sha256": HEX}], "carried": [], "parts": []}
     document.update(changes)
@@ -140,7 +140,8 @@ def test_hostile_manifests_are_refused(changes, why):
 
 
 def test_manifest_bytes_are_deterministic_and_sorted():
-    files = [Entry("images/index.json", 10, HEX), Entry("apt/d/dists/stable", link="bookworm"), Entry("files/z", 1, HEX)]
+    files: list[Entry] = [FileEntry("images/index.json", 10, HEX), LinkEntry("apt/d/dists/stable", "bookworm"),
+                          FileEntry("files/z", 1, HEX)]
     one = Manifest(created="2024-01-01T00:00:00Z", files=files, images=[{"ref": "b"}, {"ref": "a"}])
     two = Manifest(created="2024-01-01T00:00:00Z", files=list(reversed(files)), images=[{"ref": "a"}, {"ref": "b"}])
     assert one.to_bytes() == two.to_bytes()
