@@ -148,7 +148,8 @@ HEADERS = {"images": ["REF", "DIGEST", "PLATFORMS"], "files": ["PATH", "SIZE", "
 
 def table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return [indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
 
 
 def render(inventory: dict) -> str:
@@ -172,7 +173,7 @@ def render_diff(difference: dict) -> str:
         rows += [["-", *_row(kind, item)] for item in change["removed"]]
         for pair in change["changed"]:
             old, new = _row(kind, pair["old"]), _row(kind, pair["new"])
-            rows.append(["~", *[o if o == n else f"{o} -> {n}" for o, n in zip(old, new)]])
+            rows.append(["~", *[o if o == n else f"{o} -> {n}" for o, n in zip(old, new, strict=True)]])
         if rows:
             lines += table(rows)
     return "\n".join(lines) + "\n"

@@ -305,7 +305,7 @@ def write_storage(layout_dir: Path, storage: Path, *, link: bool = False,
 
     written = parallel_map(task, [*sources, *by_repository.values()], WRITE_WORKERS)[:len(sources)]
     parallel_map(writer.tag, images, WRITE_WORKERS)
-    written_bytes = sum(size for (size, _, _), done in zip(sources, written) if done)
+    written_bytes = sum(size for (size, _, _), done in zip(sources, written, strict=True) if done)
     log(f"wrote {sum(written)} blobs ({written_bytes} bytes) and {len(images)} tags into {storage}")
     return images, sum(written), written_bytes
 

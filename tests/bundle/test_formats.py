@@ -67,7 +67,8 @@ def test_split_sizes_refused(text):
 
 @pytest.mark.parametrize("name,expected", [
     ("pulumi-resource-command-v1.2.1-linux-amd64.tar.gz", ("resource", "command", "1.2.1", "linux", "amd64")),
-    ("pulumi-resource-azure-native-v2.90.0-linux-arm64.tar.gz", ("resource", "azure-native", "2.90.0", "linux", "arm64")),
+    ("pulumi-resource-azure-native-v2.90.0-linux-arm64.tar.gz",
+     ("resource", "azure-native", "2.90.0", "linux", "arm64")),
     ("pulumi-language-python-v3.272.0-darwin-arm64.tgz", ("language", "python", "3.272.0", "darwin", "arm64")),
     ("pulumi-resource-tls-v5.6.2-alpha.1-linux-amd64.tar.gz", ("resource", "tls", "5.6.2-alpha.1", "linux", "amd64")),
 ])
@@ -115,9 +116,10 @@ def test_scanner_template(template, expected):
 
 
 def manifest_bytes(**changes) -> bytes:
-    document: dict[str, object] = {"format": "airgap-infra-bundle/1", "kind": "full", "created": "2024-01-01T00:00:00Z", "base": None,
-                "images": [], "packages": {"deb": [], "rpm": []}, "plugins": [],
-                "files": [{"path": "files/a", "size": 1, "sha256": HEX}], "carried": [], "parts": []}
+    document: dict[str, object] = {
+        "format": "airgap-infra-bundle/1", "kind": "full", "created": "2024-01-01T00:00:00Z", "base": None,
+        "images": [], "packages": {"deb": [], "rpm": []}, "plugins": [],
+        "files": [{"path": "files/a", "size": 1, "sha256": HEX}], "carried": [], "parts": []}
     document.update(changes)
     return json.dumps(document).encode()
 
@@ -155,8 +157,8 @@ def test_a_plugin_entry_must_name_a_listed_tarball():
     files = [{"path": tarball, "size": 1, "sha256": HEX}]
     good = Manifest.from_bytes(manifest_bytes(files=files, plugins=[{"path": tarball, "sha256": HEX}]))
     assert good.plugins[0]["name"] == "command" and good.plugins[0]["version"] == "1.2.1"
-    for plugin in ({"path": "pulumi/plugins/../../../bin/pulumi", "sha256": HEX}, {"path": tarball, "sha256": "cd" * 32},
-                   {"path": "files/a", "sha256": HEX}):
+    for plugin in ({"path": "pulumi/plugins/../../../bin/pulumi", "sha256": HEX},
+                   {"path": tarball, "sha256": "cd" * 32}, {"path": "files/a", "sha256": HEX}):
         with pytest.raises(BundleError, match="is not a listed file of pulumi/plugins/"):
             Manifest.from_bytes(manifest_bytes(files=files + [{"path": "files/a", "size": 1, "sha256": HEX}],
                                                plugins=[plugin]))
@@ -173,7 +175,8 @@ def test_images_from_a_stack_file_a_list_and_a_mapping(tmp_path):
     listed = tmp_path / "images.txt"
     listed.write_text("# images for June\nnginx:1.25   # the web tier\n\nbusybox@sha256:" + HEX + "\n")
     refs = parse_refs(read_images_file(listed))
-    assert [ref.layout_name for ref in refs] == ["docker.io/library/busybox:sha256-" + HEX, "docker.io/library/nginx:1.25"]
+    assert [ref.layout_name for ref in refs] == ["docker.io/library/busybox:sha256-" + HEX,
+                                                 "docker.io/library/nginx:1.25"]
     assert source_location(refs[1], upstreams) == "docker://transfer:5000/docker.io/library/nginx:1.25"
     assert source_location(refs[0], {}) == "docker://docker.io/library/busybox@sha256:" + HEX
     assert parse_upstreams(["quay.io=mirror:5000/quay.io/"]) == {"quay.io": "mirror:5000/quay.io"}

@@ -10,8 +10,8 @@ import shutil
 import pytest
 
 from bundle.manifest import LinkEntry, Manifest
-from tests.bundle.conftest import bundle_cli, tree_digests, write_files
 from sandbox.upstream_repos import cached_repos
+from tests.bundle.conftest import bundle_cli, tree_digests, write_files
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["plain", "split"])
