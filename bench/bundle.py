@@ -43,11 +43,12 @@ sys.path.insert(0, str(ROOT))
 from bundle.manifest import Manifest  # noqa: E402
 from components.images import parse_image_ref  # noqa: E402
 from components.registry import fill_image  # noqa: E402
-from components.render import fill_program, registry_fill  # noqa: E402
+from components.render import registry_fill  # noqa: E402
+from oci import fill  # noqa: E402
 from sandbox.oci_images import generate  # noqa: E402
-from tests.harness.private_registry import PrivateRegistry  # noqa: E402
 from sandbox.upstream import start_upstream  # noqa: E402
 from sandbox.upstream_repos import cached_repos  # noqa: E402
+from tests.harness.private_registry import PrivateRegistry  # noqa: E402
 
 UPSTREAM_ADDRESS = "127.0.0.34"
 STORAGE_ADDRESS = "127.0.0.35"
@@ -239,7 +240,7 @@ def run(args, work: Path, upstream) -> int:
     with PrivateRegistry(FILL_ADDRESS, 5443, state_dir=work / "registry-fill") as private:
         images = [fill_image(parse_image_ref(ref), {}, str(layout)) for ref in catalog0.refs]
         (work / "plan.json").write_text(registry_fill.fill_plan(private.endpoint, images, parallel=4, retries=1))
-        fill_seconds.append(timed([sys.executable, fill_program.__file__, "--plan", str(work / "plan.json"),
+        fill_seconds.append(timed([sys.executable, "-I", fill.__file__, "--plan", str(work / "plan.json"),
                                    "--authfile", str(private.auth_file()), "--cert-dir", str(private.cert_dir)],
                                   env=upstream.skopeo_env(), stderr=subprocess.DEVNULL))
 
@@ -253,15 +254,16 @@ def run(args, work: Path, upstream) -> int:
     print(f"bundle bytes / unique blob bytes: {plain / unique:.3f} (target <= 1.01); "
           f"docker-archive tarballs: {naive / unique:.3f}\n")
     print(f"delta: {delta_bytes / 2**20:.2f} MiB for {changed / 2**20:.2f} MiB changed "
-          f"({len(delta_manifest.files)} files, {len(delta_manifest.carried)} carried; created in {delta_seconds:.1f}s)")
+          f"({len(delta_manifest.files)} files, {len(delta_manifest.carried)} carried; "
+          f"created in {delta_seconds:.1f}s)")
     print(f"delta bytes / changed bytes: {delta_bytes / changed:.3f} (target <= 1.05)\n")
     rows = (("bundle verify, plain", verify_plain, sum_plain), ("bundle verify, split", verify_split, sum_split))
     for name, ours, baseline in rows:
         print(f"{name:24} {median(ours):6.2f}s   sha256sum of the same files {median(baseline):6.2f}s   "
               f"ratio {median(ours) / median(baseline):.2f} (target <= 1.2)")
     storage_seconds, write_seconds = phases["copy"]["total"], phases["copy"]["write"]
-    print(f"\nimport-registry-storage {median(storage_seconds):6.2f}s (storage written in {median(write_seconds):.2f}s, "
-          f"then started and every digest checked through the API)")
+    print(f"\nimport-registry-storage {median(storage_seconds):6.2f}s "
+          f"(storage written in {median(write_seconds):.2f}s, then started and every digest checked through the API)")
     print(f"cp -a of the unique blobs {median(copy_seconds):6.2f}s")
     print(f"cp -a of the storage tree the import wrote (same files and directories) {median(tree_seconds):6.2f}s")
     print(f"import / cp -a of the blobs: {median(storage_seconds) / median(copy_seconds):.2f} (target <= 1.5); "

@@ -1,8 +1,9 @@
 """Benchmark: filling a private registry, against named baselines, in one run.
 
 40 single-platform images sharing base layers plus a multi-arch index (the upstream fixture at
-`bench` scale: 16 MiB base layers, 2 MiB own layers; real base images are larger still) are copied from an upstream registry into fresh private
-registries configured as the `Registry` component renders them (TLS, htpasswd). Measured:
+`bench` scale: 16 MiB base layers, 2 MiB own layers; real base images are larger still) are
+copied from an upstream registry into fresh private registries configured as the `Registry`
+component renders them (TLS, htpasswd). Measured:
 
 - serial:   one `skopeo copy --all --preserve-digests` per image, one after another (baseline);
 - naive:    the same copies, 4 at a time, images listed family by family (what a plain parallel
@@ -29,17 +30,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.images import parse_image_ref  # noqa: E402
 from components.registry import fill_image  # noqa: E402
-from components.render import fill_program, registry_fill  # noqa: E402
-from tests.harness.private_registry import PrivateRegistry  # noqa: E402
+from components.render import registry_fill  # noqa: E402
+from oci import fill  # noqa: E402
 from sandbox.upstream import start_upstream  # noqa: E402
-
+from tests.harness.private_registry import PrivateRegistry  # noqa: E402
 
 # The fill runs with the host's system python3 (Debian's), as the rendered step does.
 HOST_PYTHON = "/usr/bin/python3"
 
 
 def skopeo_copy(upstream, private, ref: str, *, check: bool = True) -> bool:
-    location = fill_image(parse_image_ref(ref), {r: upstream.mirror_prefix(r) for r in upstream.catalog.registries}, None)
+    upstreams = {r: upstream.mirror_prefix(r) for r in upstream.catalog.registries}
+    location = fill_image(parse_image_ref(ref), upstreams, None)
     result = subprocess.run(
         ["skopeo", "copy", "--quiet", "--all", "--preserve-digests", "--authfile", str(private.auth_file()),
          "--dest-cert-dir", str(private.cert_dir), "--src-cert-dir", str(upstream.cert_dir),
@@ -63,7 +65,7 @@ def run_fill(upstream, private, work: Path) -> tuple[float, str]:
     (work / "plan.json").write_text(registry_fill.fill_plan(private.endpoint, images, parallel=4, retries=2))
     started = time.monotonic()
     result = subprocess.run(
-        [HOST_PYTHON, "-I", fill_program.__file__, "--plan", str(work / "plan.json"), "--authfile", str(private.auth_file()),
+        [HOST_PYTHON, "-I", fill.__file__, "--plan", str(work / "plan.json"), "--authfile", str(private.auth_file()),
          "--cert-dir", str(private.cert_dir), "--source-cert-dir", str(upstream.cert_dir),
          "--cache", str(work / "metadata-cache.json")],
         capture_output=True, text=True, env=upstream.skopeo_env(), timeout=1800)
@@ -131,13 +133,15 @@ def main() -> int:
     print(f"{'run':8} {'seconds':>8} {'blob MiB received':>18} {'÷ unique':>9}")
     for name, figures in results.items():
         extra = f"  ({figures['failures']:.0f} copies failed)" if figures.get("failures") else ""
-        print(f"{name:8} {figures['seconds']:8.2f} {figures['bytes'] / 2**20:18.1f} {figures['bytes'] / unique:9.3f}{extra}")
+        print(f"{name:8} {figures['seconds']:8.2f} {figures['bytes'] / 2**20:18.1f} "
+              f"{figures['bytes'] / unique:9.3f}{extra}")
     speedup = results["serial"]["seconds"] / results["fill"]["seconds"]
     print(f"fill vs serial skopeo copy: {speedup:.2f}x faster (target >= 1.2)")
     print(f"fill blob bytes / unique blob bytes: {results['fill']['bytes'] / unique:.3f} (target <= 1.05); "
           f"naive parallel: {results['naive']['bytes'] / unique:.3f}")
     print(f"refill with nothing changed: {results['refill']['bytes']:.0f} blob bytes moved, "
-          f"{100 * results['refill']['seconds'] / results['fill']['seconds']:.1f}% of the full fill's time (target < 5%)")
+          f"{100 * results['refill']['seconds'] / results['fill']['seconds']:.1f}% of the full fill's time "
+          "(target < 5%)")
     return 0
 
 

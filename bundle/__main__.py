@@ -59,7 +59,7 @@ def cmd_create(args) -> int:
     from .parts import parse_size
 
     images = list(args.image)
-    upstreams = {}
+    upstreams: dict[str, str] = {}
     if args.stack:
         stack_images, upstreams = image_layout.stack_images(args.stack)
         images += stack_images

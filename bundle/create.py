@@ -24,11 +24,25 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, cast
 
 from . import images as image_layout
 from . import repos, signing
-from .manifest import (BundleError, Entry, Manifest, check_path, copy_hashing, manifest_sha256,
-                       parallel_map, sha256_file, tree_files)
+from .manifest import (
+    BundleError,
+    Entry,
+    FileEntry,
+    LinkEntry,
+    Manifest,
+    SourceFile,
+    by_path,
+    check_path,
+    copy_hashing,
+    manifest_sha256,
+    parallel_map,
+    sha256_file,
+    tree_files,
+)
 from .parts import PartWriter
 from .plugins import PLUGIN_URL, cli_archive, missing_plugins, parse_plugin, pinned_providers
 
@@ -61,17 +75,10 @@ class CreateOptions:
     policy: str | None = None
 
 
-@dataclass(frozen=True)
-class Candidate:
-    path: str
-    source: Path | None
-    link: str | None = None
-
-
 def created_time() -> tuple[str, int]:
     """Now, or SOURCE_DATE_EPOCH for a reproducible manifest."""
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", time.time()))
-    text = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return text, epoch
 
 
@@ -122,11 +129,12 @@ def _create(options: CreateOptions, base: dict | None, base_state: dict[str, Ent
         candidates, summaries, packages, plugin_paths = _gather(options, scratch, log)
         entries = _hash(candidates)
         _check_packages(packages, entries)
-        plugins = [parse_plugin(path, entries[path].sha256) for path in plugin_paths]
+        files = {path: entry for path, entry in entries.items() if isinstance(entry, FileEntry)}
+        plugins = [parse_plugin(path, files[path].sha256) for path in plugin_paths]
         _check_pinned_plugins(options, plugins, log)
         included = [e for e in entries.values() if base_state.get(e.path) != e]
         carried = [e for e in entries.values() if base_state.get(e.path) == e]
-        sources = {c.path: c for c in candidates}
+        sources = {c.path: c for c in candidates if isinstance(c, SourceFile)}
         created, epoch = created_time()
         if options.split_size:
             parts = _write_parts(out, included, sources, options.split_size, epoch)
@@ -139,6 +147,7 @@ def _create(options: CreateOptions, base: dict | None, base_state: dict[str, Ent
                         packages=packages, plugins=plugins, files=included, carried=carried, parts=parts)
     path = manifest.write(out)
     if options.sign_key:
+        assert options.gnupghome is not None, "create() refuses --sign-key without --gnupghome"
         signing.sign(path, options.sign_key, options.gnupghome, options.passphrase_file)
     return manifest
 
@@ -171,8 +180,8 @@ def _read_text(path: Path) -> str:
 
 
 def _gather(options: CreateOptions, scratch: Path, log):
-    """Candidates (bundle path → source), image summaries, packages, plugin paths."""
-    candidates: list[Candidate] = []
+    """Candidates (files to hash, and links), image summaries, packages, plugin paths."""
+    candidates: list[SourceFile | LinkEntry] = []
     summaries: list[dict] = []
     if options.images:
         refs = image_layout.parse_refs(options.images)
@@ -184,9 +193,9 @@ def _gather(options: CreateOptions, scratch: Path, log):
         entries, summaries, blobs = image_layout.select(layout, refs)
         (scratch / "index.json").write_bytes(image_layout.assembled_index(entries))
         (scratch / "oci-layout").write_bytes(image_layout.OCI_LAYOUT_FILE)
-        candidates += [Candidate("images/oci-layout", scratch / "oci-layout"),
-                       Candidate("images/index.json", scratch / "index.json")]
-        candidates += [Candidate(f"images/blobs/sha256/{digest.partition(':')[2]}", layout.blob_path(digest))
+        candidates += [SourceFile("images/oci-layout", scratch / "oci-layout"),
+                       SourceFile("images/index.json", scratch / "index.json")]
+        candidates += [SourceFile(f"images/blobs/sha256/{digest.partition(':')[2]}", layout.blob_path(digest))
                        for digest in blobs]
     trees = ([_named_tree("apt", name, root) for name, root in options.apt_trees]
              + [_named_tree("rpm", name, root) for name, root in options.rpm_trees])
@@ -200,19 +209,19 @@ def _gather(options: CreateOptions, scratch: Path, log):
     plugin_paths: list[str] = []
     for prefix, root in trees:
         found = tree_files(root, prefix)
-        candidates += [Candidate(path, source, link) for path, source, link in found]
+        candidates += found
         if prefix.startswith("apt/"):
             packages["deb"] += repos.deb_packages(root.resolve(), prefix)
         elif prefix.startswith("rpm/"):
             packages["rpm"] += repos.rpm_packages(root.resolve(), prefix)
         elif prefix == "pulumi/plugins":
-            plugin_paths += [path for path, source, _ in found if source is not None]
+            plugin_paths += [item.path for item in found if isinstance(item, SourceFile)]
     for archive in options.pulumi_cli:
         if not archive.is_file():
             raise BundleError(f"--pulumi-cli {archive}: not a file")
         path = f"pulumi/cli/{archive.name}"
         cli_archive(path)
-        candidates.append(Candidate(path, archive))
+        candidates.append(SourceFile(path, archive))
     clashes = sorted(path for path, count in collections.Counter(c.path for c in candidates).items() if count > 1)
     if clashes:
         clash = clashes[0]
@@ -222,18 +231,17 @@ def _gather(options: CreateOptions, scratch: Path, log):
     return candidates, summaries, packages, plugin_paths
 
 
-def _hash(candidates: list[Candidate]) -> dict[str, Entry]:
-    def entry(candidate: Candidate) -> Entry:
-        if candidate.link is not None:
-            return Entry(candidate.path, link=candidate.link)
+def _hash(candidates: list[SourceFile | LinkEntry]) -> dict[str, Entry]:
+    def entry(candidate: SourceFile) -> FileEntry:
         size, digest = sha256_file(candidate.source)
         if candidate.path.startswith("images/blobs/sha256/") and candidate.path.rsplit("/", 1)[1] != digest:
             raise BundleError(f"{candidate.source}: blob content does not match its digest; "
                               "remove the working layout and run again")
-        return Entry(candidate.path, size, digest)
+        return FileEntry(candidate.path, size, digest)
 
-    ordered = sorted(candidates, key=lambda c: -(c.source.stat().st_size if c.source else 0))
-    return {entry.path: entry for entry in sorted(parallel_map(entry, ordered))}
+    files = sorted((c for c in candidates if isinstance(c, SourceFile)), key=lambda c: -c.source.stat().st_size)
+    links: list[Entry] = [c for c in candidates if isinstance(c, LinkEntry)]
+    return {entry.path: entry for entry in sorted([*parallel_map(entry, files), *links], key=by_path)}
 
 
 def _check_packages(packages: dict[str, list[dict]], entries: dict[str, Entry]) -> None:
@@ -245,19 +253,20 @@ def _check_packages(packages: dict[str, list[dict]], entries: dict[str, Entry]) 
             if entry is None:
                 problems.append(f"{package['path']}: listed by its index ({package['name']} "
                                 f"{package['version']}) but not in the tree")
-            elif entry.sha256 != package["sha256"] or (package["size"] and entry.size != package["size"]):
+            elif (not isinstance(entry, FileEntry) or entry.sha256 != package["sha256"]
+                  or (package["size"] and entry.size != package["size"])):
                 problems.append(f"{package['path']}: differs from the sha256 its index gives")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise BundleError(f"{problems[0]}{more}; give a complete, consistent published tree")
 
 
-def _write_tree(out: Path, included: list[Entry], sources: dict[str, Candidate], scratch: Path) -> None:
+def _write_tree(out: Path, included: list[Entry], sources: dict[str, SourceFile], scratch: Path) -> None:
     for directory in sorted({str(Path(entry.path).parent) for entry in included}):
         (out / directory).mkdir(parents=True, exist_ok=True)
 
     def write(entry: Entry) -> None:
-        if entry.is_link:
+        if isinstance(entry, LinkEntry):
             os.symlink(entry.link, out / entry.path)
             return
         source = sources[entry.path].source
@@ -269,7 +278,7 @@ def _write_tree(out: Path, included: list[Entry], sources: dict[str, Candidate],
         if (size, digest) != (entry.size, entry.sha256):
             raise BundleError(f"{source}: changed while the bundle was written; run again")
 
-    parallel_map(write, sorted(included, key=lambda entry: -(entry.size or 0)))
+    parallel_map(write, sorted(included, key=lambda entry: -(entry.size if isinstance(entry, FileEntry) else 0)))
 
 
 class _HashingReader:
@@ -287,14 +296,16 @@ class _HashingReader:
         return data
 
 
-def _write_parts(out: Path, included: list[Entry], sources: dict[str, Candidate], split_size: int,
-                 epoch: int) -> list[Entry]:
+def _write_parts(out: Path, included: list[Entry], sources: dict[str, SourceFile], split_size: int,
+                 epoch: int) -> list[FileEntry]:
     writer = PartWriter(out, split_size)
-    with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT, bufsize=1 << 20) as archive:
-        for entry in sorted(included):
+    # A stream ("w|") only writes to its file object; typeshed asks for a seekable one.
+    with tarfile.open(fileobj=cast(IO[bytes], writer), mode="w|", format=tarfile.PAX_FORMAT,
+                      bufsize=1 << 20) as archive:
+        for entry in sorted(included, key=by_path):
             info = tarfile.TarInfo(entry.path)
             info.mtime, info.uid, info.gid, info.uname, info.gname = epoch, 0, 0, "", ""
-            if entry.is_link:
+            if isinstance(entry, LinkEntry):
                 info.type, info.linkname, info.mode = tarfile.SYMTYPE, entry.link, 0o777
                 archive.addfile(info)
                 continue

@@ -19,13 +19,12 @@ import subprocess
 from pathlib import Path
 
 from components.images import ImageRef, ImageRefError, parse_image_ref
+from oci.media import OCI_INDEX, describe, is_index
 
 from .manifest import BundleError, sha256_file
 
 REF_NAME = "org.opencontainers.image.ref.name"
 OCI_LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
-INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
-INDEX_TYPES = (INDEX_MEDIA_TYPE, "application/vnd.docker.distribution.manifest.list.v2+json")
 SKOPEO_TIMEOUT = 3600
 
 
@@ -155,7 +154,7 @@ class Layout:
         """Every blob an image needs: its manifest (or index and each platform's), configs, layers."""
         found = [digest]
         document = json.loads(self.read(digest))
-        if document.get("mediaType") in INDEX_TYPES or "manifests" in document:
+        if is_index(document):
             for child in document.get("manifests", []):
                 found += self.closure(child["digest"])
         else:
@@ -167,8 +166,6 @@ class Layout:
     def summary(self, name: str, entry: dict, ref: str | None = None) -> dict:
         """ref, layout name, digest, media type and platforms (or artifact type) of one image."""
         # The fill's own reading of platforms and artifact types, so the lock and the bundle agree.
-        from components.render.fill_program import describe
-
         digest = entry["digest"]
         described = describe(self.read(digest), self.read)
         return {"ref": ref or name, "layoutName": name, "digest": digest, **described}
@@ -186,7 +183,7 @@ def scan_layout(root: Path) -> list[dict]:
 def assembled_index(entries: list[dict]) -> bytes:
     """index.json of the bundle's layout: the given entries, sorted by name, compact."""
     ordered = sorted(entries, key=lambda entry: entry["annotations"][REF_NAME])
-    return json.dumps({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": ordered},
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": ordered},
                       sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -23,7 +23,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .manifest import BundleError, Entry, MANIFEST_NAME, Manifest, SECTIONS, SIGNATURE_NAME
+from .manifest import MANIFEST_NAME, SECTIONS, SIGNATURE_NAME, BundleError, Entry, LinkEntry, Manifest
 from .scan import DEFAULT_TIMEOUT, run_scanner
 from .verify import Verified, load_manifest, verify_bundle
 
@@ -55,7 +55,7 @@ def commit_order(path: str) -> tuple[int, str]:
 
 def _present(into: Path, entry: Entry) -> bool:
     path = into / entry.path
-    if entry.is_link:
+    if isinstance(entry, LinkEntry):
         return path.is_symlink() and os.readlink(path) == entry.link
     return path.is_file() and not path.is_symlink() and path.stat().st_size == entry.size
 

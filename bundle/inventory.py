@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import images as image_layout
 from . import repos
-from .manifest import FORMAT, MANIFEST_NAME, BundleError, Manifest, parallel_map, sha256_file
+from .manifest import FORMAT, MANIFEST_NAME, BundleError, FileEntry, Manifest, parallel_map, sha256_file
 
 INVENTORY_FORMAT = "airgap-infra-inventory/1"
 FILE_SECTIONS = ("files/", "pulumi/plugins/", "wheels/")
@@ -48,7 +48,7 @@ def _sorted(inventory: dict) -> dict:
 
 def from_manifest(manifest: Manifest) -> dict:
     files = [{"path": e.path, "size": e.size, "sha256": e.sha256}
-             for e in manifest.state().values() if e.path.startswith(FILE_SECTIONS) and not e.is_link]
+             for e in manifest.state().values() if e.path.startswith(FILE_SECTIONS) and isinstance(e, FileEntry)]
     return _sorted({
         "images": [_image(summary) for summary in manifest.images],
         "deb": [_package(p) for p in manifest.packages.get("deb", [])],
@@ -59,7 +59,8 @@ def from_manifest(manifest: Manifest) -> dict:
 
 def from_tree(root: Path) -> dict:
     """Scan an imported directory (or any tree laid out like a bundle's payload)."""
-    deb, rpm = [], []
+    deb: list[dict] = []
+    rpm: list[dict] = []
     for kind, reader, found in (("apt", repos.deb_packages, deb), ("rpm", repos.rpm_packages, rpm)):
         section = root / kind
         for tree in sorted(section.iterdir()) if section.is_dir() else []:
@@ -147,7 +148,8 @@ HEADERS = {"images": ["REF", "DIGEST", "PLATFORMS"], "files": ["PATH", "SIZE", "
 
 def table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return [indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
 
 
 def render(inventory: dict) -> str:
@@ -171,7 +173,7 @@ def render_diff(difference: dict) -> str:
         rows += [["-", *_row(kind, item)] for item in change["removed"]]
         for pair in change["changed"]:
             old, new = _row(kind, pair["old"]), _row(kind, pair["new"])
-            rows.append(["~", *[o if o == n else f"{o} -> {n}" for o, n in zip(old, new)]])
+            rows.append(["~", *[o if o == n else f"{o} -> {n}" for o, n in zip(old, new, strict=True)]])
         if rows:
             lines += table(rows)
     return "\n".join(lines) + "\n"

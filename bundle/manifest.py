@@ -44,40 +44,63 @@ class BundleError(RuntimeError):
     """Something about a bundle that must stop the command; the message names the file."""
 
 
-@dataclass(frozen=True, order=True)
-class Entry:
-    """A regular file (`size`, `sha256`) or a symbolic link (`link`) at `path` in the bundle."""
+@dataclass(frozen=True)
+class FileEntry:
+    """A regular file at `path` in the bundle."""
 
     path: str
-    size: int | None = None
-    sha256: str | None = None
-    link: str | None = None
+    size: int
+    sha256: str
+    """Hex sha256 of its content."""
 
-    @property
-    def is_link(self) -> bool:
-        return self.link is not None
-
-    def to_json(self) -> dict:
-        if self.is_link:
-            return {"path": self.path, "link": self.link}
+    def to_json(self) -> dict[str, object]:
         return {"path": self.path, "size": self.size, "sha256": self.sha256}
 
-    @classmethod
-    def from_json(cls, value: object, where: str) -> Entry:
-        if not isinstance(value, dict) or not isinstance(value.get("path"), str):
-            raise BundleError(f"{MANIFEST_NAME}: {where}: an entry without a path")
-        path = check_path(value["path"], where)
-        if "link" in value:
-            link = value["link"]
-            if not isinstance(link, str) or not link_stays_inside(path, link):
-                raise BundleError(f"{MANIFEST_NAME}: {path}: link {link!r} leaves its section")
-            return cls(path, link=link)
-        size, digest = value.get("size"), value.get("sha256")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise BundleError(f"{MANIFEST_NAME}: {path}: size {size!r} is not a byte count")
-        if not isinstance(digest, str) or not HEX64.match(digest):
-            raise BundleError(f"{MANIFEST_NAME}: {path}: sha256 {digest!r} is not 64 hex digits")
-        return cls(path, size, digest)
+
+@dataclass(frozen=True)
+class LinkEntry:
+    """A symbolic link at `path` in the bundle; `link` stays inside its tree."""
+
+    path: str
+    link: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": self.path, "link": self.link}
+
+
+Entry = FileEntry | LinkEntry
+
+
+def by_path(entry: Entry) -> str:
+    """Sort key of entries (a manifest's paths are unique)."""
+    return entry.path
+
+
+def read_entry(value: object, where: str) -> Entry:
+    """One entry of a manifest's `files` or `carried`, checked: its path, and its size and
+    sha256 or its link."""
+    if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+        raise BundleError(f"{MANIFEST_NAME}: {where}: an entry without a path")
+    path = check_path(value["path"], where)
+    if "link" in value:
+        link = value["link"]
+        if not isinstance(link, str) or not link_stays_inside(path, link):
+            raise BundleError(f"{MANIFEST_NAME}: {path}: link {link!r} leaves its section")
+        return LinkEntry(path, link)
+    size, digest = value.get("size"), value.get("sha256")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise BundleError(f"{MANIFEST_NAME}: {path}: size {size!r} is not a byte count")
+    if not isinstance(digest, str) or not HEX64.match(digest):
+        raise BundleError(f"{MANIFEST_NAME}: {path}: sha256 {digest!r} is not 64 hex digits")
+    return FileEntry(path, size, digest)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A regular file to carry: its path in the bundle and where it is read from."""
+
+    path: str
+    source: Path
 
 
 def section_of(path: str) -> str | None:
@@ -148,13 +171,13 @@ def parallel_map(function, items, workers: int = HASH_WORKERS) -> list:
         return list(pool.map(function, items))
 
 
-def tree_files(root: Path, prefix: str) -> list[tuple[str, Path | None, str | None]]:
-    """(bundle path, source file, link target) for everything below `root`, sorted by path.
+def tree_files(root: Path, prefix: str) -> list[SourceFile | LinkEntry]:
+    """Everything below `root` as files to carry and links, sorted by path.
 
     Relative symbolic links that stay inside the tree are kept as links (Debian archives carry
     `dists/stable -> bookworm`); anything else that is not a regular file is refused.
     """
-    found = []
+    found: list[SourceFile | LinkEntry] = []
     root = root.resolve()
     for directory, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -169,14 +192,14 @@ def tree_files(root: Path, prefix: str) -> list[tuple[str, Path | None, str | No
                 if not link_stays_inside(path, target):
                     raise BundleError(f"{source}: a link to {target!r}, outside the tree; "
                                       "give a tree without it")
-                found.append((path, None, target))
+                found.append(LinkEntry(path, target))
             elif source.is_file():
-                found.append((path, source, None))
+                found.append(SourceFile(path, source))
             else:
                 raise BundleError(f"{source}: not a regular file, directory or link")
         # Links to directories are recorded above and must not be walked into.
         dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
-    return sorted(found)
+    return sorted(found, key=lambda item: item.path)
 
 
 # --- the manifest -------------------------------------------------------------------------
@@ -191,14 +214,14 @@ class Manifest:
     plugins: list[dict] = field(default_factory=list)
     files: list[Entry] = field(default_factory=list)
     carried: list[Entry] = field(default_factory=list)
-    parts: list[Entry] = field(default_factory=list)
+    parts: list[FileEntry] = field(default_factory=list)
 
     def state(self) -> dict[str, Entry]:
         """Path → entry of everything the inside holds once this bundle is imported."""
         return {entry.path: entry for entry in [*self.carried, *self.files]}
 
     def payload_bytes(self) -> int:
-        return sum(entry.size or 0 for entry in self.files)
+        return sum(entry.size for entry in self.files if isinstance(entry, FileEntry))
 
     def to_bytes(self) -> bytes:
         document = {
@@ -209,9 +232,9 @@ class Manifest:
             "images": sorted(self.images, key=lambda image: image["ref"]),
             "packages": {kind: sorted(found, key=package_key) for kind, found in sorted(self.packages.items())},
             "plugins": sorted(self.plugins, key=lambda plugin: plugin["path"]),
-            "files": [entry.to_json() for entry in sorted(self.files)],
-            "carried": [entry.to_json() for entry in sorted(self.carried)],
-            "parts": [{"path": part.path, "size": part.size, "sha256": part.sha256} for part in self.parts],
+            "files": [entry.to_json() for entry in sorted(self.files, key=by_path)],
+            "carried": [entry.to_json() for entry in sorted(self.carried, key=by_path)],
+            "parts": [part.to_json() for part in self.parts],
         }
         return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
 
@@ -238,7 +261,7 @@ class Manifest:
             values = document.get(name) or []
             if not isinstance(values, list):
                 raise BundleError(f"{where}: {name} is not a list")
-            return [Entry.from_json(value, name) for value in values]
+            return [read_entry(value, name) for value in values]
 
         files, carried = entries("files"), entries("carried")
         counts = collections.Counter(entry.path for entry in [*files, *carried])
@@ -253,7 +276,7 @@ class Manifest:
             size, digest = value.get("size"), value.get("sha256")
             if not isinstance(size, int) or not isinstance(digest, str) or not HEX64.match(digest):
                 raise BundleError(f"{where}: {expected}: size or sha256 missing")
-            parts.append(Entry(expected, size, digest))
+            parts.append(FileEntry(expected, size, digest))
         packages = document.get("packages") or {}
         return cls(kind=kind, created=str(document.get("created", "")), base=document.get("base"),
                    images=list(document.get("images") or []),
@@ -279,9 +302,10 @@ def _plugins(values: list, state: dict[str, Entry], where: str) -> list[dict]:
     for value in values:
         path = value.get("path") if isinstance(value, dict) else None
         entry = state.get(path) if isinstance(path, str) else None
-        if entry is None or not path.startswith("pulumi/plugins/") or entry.sha256 != value.get("sha256"):
+        if (not isinstance(entry, FileEntry) or not entry.path.startswith("pulumi/plugins/")
+                or entry.sha256 != value.get("sha256")):
             raise BundleError(f"{where}: plugin {path!r} is not a listed file of pulumi/plugins/ with that sha256")
-        found.append(parse_plugin(path, entry.sha256))
+        found.append(parse_plugin(entry.path, entry.sha256))
     return found
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .importer import STATE_DIR
-from .manifest import MANIFEST_NAME, BundleError, Manifest, sha256_file
+from .manifest import MANIFEST_NAME, BundleError, FileEntry, Manifest, sha256_file
 from .plugins import cli_archive, install_commands, parse_plugin, this_platform
 
 STEPS = ("cli", "env", "login", "plugins", "venv")
@@ -130,16 +130,16 @@ def install_cli(setup: OfflineSetup, archive: Path, *, log=print) -> None:
     if manifest is not None:
         if listed is None:
             raise BundleError(f"{relative}: not listed in the bundle's manifest")
-        if sha256_file(archive) != (listed.size, listed.sha256):
+        if not isinstance(listed, FileEntry) or sha256_file(archive) != (listed.size, listed.sha256):
             raise BundleError(f"{relative}: differs from the manifest (size or sha256); import the bundle again")
     setup.cli_dir.mkdir(parents=True, exist_ok=True)
     installed = []
     with tarfile.open(archive, "r:gz") as tar:
         for member in tar.getmembers():
             parts = member.name.split("/")
-            if not member.isfile() or len(parts) != 2 or parts[0] != "pulumi" or parts[1] in ("", ".", ".."):
+            source = tar.extractfile(member) if member.isfile() else None
+            if source is None or len(parts) != 2 or parts[0] != "pulumi" or parts[1] in ("", ".", ".."):
                 continue
-            source = tar.extractfile(member)
             with tempfile.NamedTemporaryFile(dir=setup.cli_dir, delete=False) as out:
                 out.write(source.read())
             os.chmod(out.name, 0o755)

@@ -13,12 +13,14 @@ import queue
 import re
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
-from .manifest import BundleError, Entry, part_name
+from .manifest import BundleError, FileEntry, part_name
 
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 MIN_PART_SIZE = 1 << 10
 MAX_PARTS = 1000  # three digits in the name
+NEXT_PART = "next"
 
 
 def parse_size(text: str) -> int:
@@ -39,38 +41,41 @@ class PartWriter:
         self.directory = directory / "parts"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.size = size
-        self.parts: list[Entry] = []
-        self._handle = None
-        self._hash = None
+        self.parts: list[FileEntry] = []
+        self._handle: BinaryIO | None = None
+        """The part being written, if any."""
+        self._hash = hashlib.sha256()
         self._written = 0
 
-    def _next(self) -> None:
+    def _next(self) -> BinaryIO:
         self._finish()
         if len(self.parts) >= MAX_PARTS:
             raise BundleError(f"more than {MAX_PARTS} parts; give a larger --split-size")
         self._handle = open(self.directory.parent / part_name(len(self.parts)), "xb")
         self._hash = hashlib.sha256()
         self._written = 0
+        return self._handle
 
     def _finish(self) -> None:
         if self._handle is not None:
             self._handle.close()
-            self.parts.append(Entry(part_name(len(self.parts)), self._written, self._hash.hexdigest()))
+            self.parts.append(FileEntry(part_name(len(self.parts)), self._written, self._hash.hexdigest()))
             self._handle = None
 
-    def write(self, data) -> int:
+    def write(self, data: bytes) -> int:
         view = memoryview(data)
         while view:
-            if self._handle is None or self._written == self.size:
-                self._next()
+            handle = self._handle
+            if handle is None or self._written == self.size:
+                handle = self._next()
             chunk = view[:self.size - self._written]
-            self._handle.write(chunk)
+            handle.write(chunk)
             self._hash.update(chunk)
             self._written += len(chunk)
             view = view[len(chunk):]
         return len(data)
 
-    def close(self) -> list[Entry]:
+    def close(self) -> list[FileEntry]:
         self._finish()
         return self.parts
 
@@ -82,33 +87,28 @@ class PartsReader:
     padding), waits for the hashing thread, and compares each part's sha256.
     """
 
-    def __init__(self, root: Path, parts: list[Entry]):
+    def __init__(self, root: Path, parts: list[FileEntry]):
         self.root = root
         self.parts = parts
         self.problems: list[str] = []
         self._index = -1
-        self._handle = None
+        self._handle: BinaryIO | None = None
         self._read_in_part = 0
-        self._queue: queue.Queue = queue.Queue(maxsize=16)
+        # To the hashing thread: NEXT_PART before each part, then its bytes; None at the end.
+        self._queue: queue.Queue[bytes | str | None] = queue.Queue(maxsize=16)
         self._digests: list[str] = []
         self._hasher = threading.Thread(target=self._hash_parts, daemon=True)
         self._hasher.start()
         self._open_next()
 
     def _hash_parts(self) -> None:
-        digest = None
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            if item == "next":
-                if digest is not None:
-                    self._digests.append(digest.hexdigest())
-                digest = hashlib.sha256()
-            else:
-                digest.update(item)
-        if digest is not None:
-            self._digests.append(digest.hexdigest())
+        hashes = []
+        while (item := self._queue.get()) is not None:
+            if item == NEXT_PART:
+                hashes.append(hashlib.sha256())
+            elif isinstance(item, bytes):
+                hashes[-1].update(item)
+        self._digests = [digest.hexdigest() for digest in hashes]
 
     def _open_next(self) -> bool:
         if self._handle is not None:
@@ -119,7 +119,7 @@ class PartsReader:
             return False
         self._handle = open(self.root / self.parts[self._index].path, "rb")
         self._read_in_part = 0
-        self._queue.put("next")
+        self._queue.put(NEXT_PART)
         return True
 
     def read(self, size: int = -1) -> bytes:
@@ -145,7 +145,8 @@ class PartsReader:
                 break
         self._queue.put(None)
         self._hasher.join()
-        for part, digest in zip(self.parts, self._digests):
+        # A part that could not be opened has no digest; the error reading it is reported already.
+        for part, digest in zip(self.parts, self._digests, strict=False):
             if digest != part.sha256:
                 self.problems.append(f"{part.path}: sha256 differs from {part.sha256[:16]}… (altered)")
 

@@ -23,7 +23,8 @@ PLUGIN_FILE = re.compile(
     r"-v(?P<version>[0-9]+\.[0-9]+\.[0-9]+(?:[-+][0-9A-Za-z.-]+)?)"
     r"-(?P<os>linux|darwin|windows)-(?P<arch>amd64|arm64|x64|arm)\.(?:tar\.gz|tgz)\Z")
 _MACHINE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-CLI_FILE = re.compile(r"pulumi-v(?P<version>[0-9]+\.[0-9]+\.[0-9]+)-(?P<os>linux|darwin)-(?P<arch>x64|arm64)\.tar\.gz\Z")
+CLI_FILE = re.compile(
+    r"pulumi-v(?P<version>[0-9]+\.[0-9]+\.[0-9]+)-(?P<os>linux|darwin)-(?P<arch>x64|arm64)\.tar\.gz\Z")
 # Python packages named pulumi-* that are not providers: they need no plugin.
 NOT_PROVIDERS = {"pulumi", "pulumi-policy"}
 PLUGIN_URL = "https://get.pulumi.com/releases/plugins/{file}"
@@ -72,7 +73,8 @@ def cli_archive(path: str) -> dict:
     """version, os, arch of a Pulumi CLI archive named as Pulumi publishes it (pulumi-v3.x.y-linux-x64.tar.gz)."""
     match = CLI_FILE.match(PurePosixPath(path).name)
     if not match:
-        raise BundleError(f"{path}: not named like a Pulumi CLI archive (pulumi-v<version>-<linux|darwin>-<x64|arm64>.tar.gz)")
+        raise BundleError(f"{path}: not named like a Pulumi CLI archive "
+                          "(pulumi-v<version>-<linux|darwin>-<x64|arm64>.tar.gz)")
     return {**match.groupdict(), "path": path}
 
 

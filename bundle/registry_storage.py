@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.images import ImageRefError, parse_image_ref
-from components.render.fill_program import MANIFEST_TYPES, FillError, RegistryClient
+from oci.media import MANIFEST_TYPES
+from oci.registry import RegistryClient, RegistryError
 
 from .images import Layout
 from .manifest import HEX64, BundleError, parallel_map
@@ -74,7 +75,8 @@ def hexdigest(digest: str, where: object) -> str:
 
 def plan(layout: Layout) -> list[StoredImage]:
     """Where each image of the layout goes in the registry."""
-    images, tags = [], {}
+    images: list[StoredImage] = []
+    tags: dict[tuple[str, str], tuple[str, str]] = {}
     for name, entry in sorted(layout.named().items()):
         try:
             ref = parse_image_ref(name)
@@ -303,7 +305,7 @@ def write_storage(layout_dir: Path, storage: Path, *, link: bool = False,
 
     written = parallel_map(task, [*sources, *by_repository.values()], WRITE_WORKERS)[:len(sources)]
     parallel_map(writer.tag, images, WRITE_WORKERS)
-    written_bytes = sum(size for (size, _, _), done in zip(sources, written) if done)
+    written_bytes = sum(size for (size, _, _), done in zip(sources, written, strict=True) if done)
     log(f"wrote {sum(written)} blobs ({written_bytes} bytes) and {len(images)} tags into {storage}")
     return images, sum(written), written_bytes
 
@@ -410,7 +412,7 @@ def verify_registry(endpoint: str, images: list[StoredImage], context: ssl.SSLCo
         except (OSError, http.client.HTTPException) as error:
             broken.set()
             return f"{image.name}: {item.kind} {item.digest}: {error}"
-        except FillError as error:
+        except RegistryError as error:
             return f"{image.name}: {error}"
         return None
 

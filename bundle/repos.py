@@ -47,7 +47,9 @@ def _decompressed(path: Path) -> bytes:
 
 def parse_deb822(text: str) -> list[dict[str, str]]:
     """Paragraphs of a Packages file; continuation lines are joined to their field."""
-    paragraphs, current, last = [], {}, None
+    paragraphs: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    last: str | None = None
     for line in text.splitlines():
         if not line.strip():
             if current:

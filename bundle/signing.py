@@ -11,10 +11,10 @@ import contextlib
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from .manifest import BundleError, SIGNATURE_NAME
+from .manifest import SIGNATURE_NAME, BundleError
 
 GPG_TIMEOUT = 120
 

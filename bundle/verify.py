@@ -19,10 +19,23 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, cast
 
 from . import signing
-from .manifest import (BundleError, CHUNK, Entry, MANIFEST_NAME, Manifest, PARTS_DIR, SIGNATURE_NAME,
-                       copy_hashing, parallel_map, sha256_file)
+from .manifest import (
+    CHUNK,
+    MANIFEST_NAME,
+    PARTS_DIR,
+    SIGNATURE_NAME,
+    BundleError,
+    Entry,
+    FileEntry,
+    LinkEntry,
+    Manifest,
+    copy_hashing,
+    parallel_map,
+    sha256_file,
+)
 from .parts import PartsReader
 
 TAR_BUFFER = 1 << 20
@@ -122,19 +135,19 @@ def _verify_tree(bundle: Path, manifest: Manifest, result: Verified, stage: Path
     for path, kind in sorted(found.items()):
         if path not in expected and path not in allowed:
             result.problems.append(f"{path}: not in the manifest (extra {'file' if kind == 'file' else kind})")
-    to_hash: list[Entry] = []
+    to_hash: list[FileEntry] = []
     for path, entry in sorted(expected.items()):
-        kind = found.get(path)
-        if kind is None:
+        present = found.get(path)
+        if present is None:
             result.problems.append(f"{path}: missing")
-        elif entry.is_link:
-            target = os.readlink(bundle / path) if kind == "link" else None
+        elif isinstance(entry, LinkEntry):
+            target = os.readlink(bundle / path) if present == "link" else None
             if target != entry.link:
                 result.problems.append(f"{path}: should be a link to {entry.link} (altered)")
             elif stage is not None:
                 (stage / path).parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(entry.link, stage / path)
-        elif kind != "file":
+        elif present != "file":
             result.problems.append(f"{path}: not a regular file (altered)")
         else:
             size = (bundle / path).stat().st_size
@@ -146,7 +159,7 @@ def _verify_tree(bundle: Path, manifest: Manifest, result: Verified, stage: Path
         for directory in sorted({str(Path(entry.path).parent) for entry in to_hash}):
             (stage / directory).mkdir(parents=True, exist_ok=True)
 
-    def check(entry: Entry) -> str | None:
+    def check(entry: FileEntry) -> str | None:
         source = bundle / entry.path
         if stage is not None:
             size, digest = copy_hashing(source, stage / entry.path)
@@ -172,10 +185,10 @@ def _verify_parts(bundle: Path, manifest: Manifest, result: Verified, stage: Pat
         if path not in part_paths and path not in (MANIFEST_NAME, SIGNATURE_NAME):
             result.problems.append(f"{path}: not in the manifest (extra {'file' if kind == 'file' else kind})")
     for part in manifest.parts:
-        kind = found.get(part.path)
-        if kind is None:
+        present = found.get(part.path)
+        if present is None:
             result.problems.append(f"{part.path}: missing")
-        elif kind != "file":
+        elif present != "file":
             result.problems.append(f"{part.path}: not a regular file (altered)")
         elif (size := (bundle / part.path).stat().st_size) != part.size:
             result.problems.append(_size_problem(part.path, size, part.size))
@@ -186,7 +199,8 @@ def _verify_parts(bundle: Path, manifest: Manifest, result: Verified, stage: Pat
     seen: set[str] = set()
     reader = PartsReader(bundle, manifest.parts)
     try:
-        with tarfile.open(fileobj=reader, mode="r|", bufsize=TAR_BUFFER) as archive:
+        # A stream ("r|") only reads from its file object; typeshed asks for a seekable one.
+        with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r|", bufsize=TAR_BUFFER) as archive:
             for member in archive:
                 where = _parts_holding(manifest.parts, member.offset_data, member.size)
                 problem = _check_member(archive, member, expected.get(member.name), seen, stage, where)
@@ -205,7 +219,7 @@ def _verify_parts(bundle: Path, manifest: Manifest, result: Verified, stage: Pat
         result.problems.append(f"{path}: missing from the parts")
 
 
-def _parts_holding(parts: list[Entry], offset: int, size: int) -> str:
+def _parts_holding(parts: list[FileEntry], offset: int, size: int) -> str:
     """The part (or `first–last` parts) a member's data lies in: stream offsets, not read-ahead."""
     ends = list(itertools.accumulate(part.size for part in parts))
     first = bisect.bisect_right(ends, offset)
@@ -222,19 +236,19 @@ def _check_member(archive: tarfile.TarFile, member: tarfile.TarInfo, entry: Entr
     if name in seen:
         return f"{name}: twice in the parts (altered)"
     seen.add(name)
-    if entry.is_link:
+    if isinstance(entry, LinkEntry):
         if not member.issym() or member.linkname != entry.link:
             return f"{name}: should be a link to {entry.link} (altered, in {where})"
         if stage is not None:
             (stage / name).parent.mkdir(parents=True, exist_ok=True)
             os.symlink(entry.link, stage / name)
         return None
-    if not member.isfile():
+    source = archive.extractfile(member) if member.isfile() else None
+    if source is None:
         return f"{name}: not a regular file (altered, in {where})"
     if member.size != entry.size:
         return _size_problem(name, member.size, entry.size) + f", in {where}"
     digest = hashlib.sha256()
-    source = archive.extractfile(member)
     target = None
     if stage is not None:
         (stage / name).parent.mkdir(parents=True, exist_ok=True)

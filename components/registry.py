@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pulumi
 
+from oci.plan import FillImage
+
 from . import remote
 from .images import ImageRef
 from .pki import StackPki, service_tls
@@ -162,14 +164,14 @@ def fill_step(name: str, parent: pulumi.Resource, host: remote.Host, endpoint: s
                        versions=[FILL_VERSION], depends_on=depends, log_stdout=False)
 
 
-def fill_image(ref: ImageRef, upstreams: Mapping[str, str], layout_dir: str | None) -> registry_fill.FillImage:
+def fill_image(ref: ImageRef, upstreams: Mapping[str, str], layout_dir: str | None) -> FillImage:
     """Where the fill reads `ref` from, and where it puts it."""
     if layout_dir is not None:
         location = f"oci:{layout_dir}:{ref.layout_name}"
     else:
         base = upstreams.get(ref.registry, ref.registry)
         location = f"docker://{base}/{ref.path}" + (f"@{ref.digest}" if ref.digest else f":{ref.tag}")
-    return registry_fill.FillImage(
+    return FillImage(
         source=str(ref), location=location, repository=ref.private_path, tag=ref.private_tag, digest=ref.digest,
     )
 

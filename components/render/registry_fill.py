@@ -1,48 +1,31 @@
 """The fill step: copies the stack's images into the private registry and prints the image lock.
 
-The work itself is `fill_program.py` (standard-library Python driving skopeo), shipped with its
-plan and the registry's CA into a private temporary directory on the machine that runs it.
-The registry credentials arrive as the step's one stdin secret: a skopeo auth file.
+The work itself is the fill program `oci/fill.py` (standard-library Python driving skopeo),
+shipped with the modules of `oci` it imports, its plan and the registry's CA into a private
+temporary directory on the machine that runs it. The registry credentials arrive as the step's
+one stdin secret: a skopeo auth file.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from pathlib import Path
+
+import oci
+from oci.plan import FillImage, FillPlan
 
 from .shell import heredoc_delimiter
 
-PROGRAM = (Path(__file__).with_name("fill_program.py")).read_text()
-
-
-@dataclass(frozen=True)
-class FillImage:
-    source: str
-    """Normalised source reference, as the stack lists it."""
-    location: str
-    """Where skopeo reads it: `docker://…` or `oci:<dir>:<name>`."""
-    repository: str
-    """Repository path in the private registry."""
-    tag: str
-    """Tag written in the private registry."""
-    digest: str | None
-    """Pinned manifest digest; the fill fails if the source differs."""
+# The package as the fill program imports it: `__init__.py` too, so that this `oci` is a regular
+# package and no other `oci` on the machine can take its place.
+SHIPPED = ("__init__.py", "media.py", "plan.py", "registry.py", "fill.py")
+PROGRAM = {module: (Path(oci.__file__).parent / module).read_text() for module in SHIPPED}
 
 
 def fill_plan(endpoint: str, images: list[FillImage], *, parallel: int, retries: int) -> str:
-    """The plan as canonical JSON (sorted, so an unchanged stack renders identical text)."""
-    plan = {
-        "endpoint": endpoint,
-        "parallel": parallel,
-        "retries": retries,
-        "images": [
-            {"source": i.source, "from": i.location, "repository": i.repository, "tag": i.tag, "digest": i.digest}
-            for i in sorted(images, key=lambda i: i.source)
-        ],
-    }
-    return json.dumps(plan, indent=1, sort_keys=True)
+    """The plan as `oci.plan` writes it (canonical JSON: an unchanged stack renders identical text)."""
+    return FillPlan(endpoint=endpoint, images=tuple(images), parallel=parallel, retries=retries).to_json()
 
 
 def _write(target: str, content: str) -> str:
@@ -63,12 +46,13 @@ def fill_step(plan: str, ca_pem: str) -> str:
         "done",
         "work=$(mktemp -d /tmp/airgap-fill.XXXXXX)",
         "AIRGAP_TMP+=(\"$work\")",
-        "install -d -m 0700 \"$work/certs\"",
-        _write('"$work/fill.py"', PROGRAM),
+        "install -d -m 0700 \"$work/certs\" \"$work/oci\"",
+        *(_write(f'"$work/oci/{module}"', text) for module, text in PROGRAM.items()),
         _write('"$work/plan.json"', plan),
         _write('"$work/certs/ca.crt"', ca_pem),
         "airgap_secret_tmp authfile",
-        "python3 -I \"$work/fill.py\" --plan \"$work/plan.json\" --authfile \"$authfile\" --cert-dir \"$work/certs\" \\",
+        ('python3 -I "$work/oci/fill.py" --plan "$work/plan.json" --authfile "$authfile" '
+         '--cert-dir "$work/certs" \\'),
         "  --cache \"${XDG_CACHE_HOME:-$HOME/.cache}/airgap-infra/fill-metadata.json\"",
     ])
 

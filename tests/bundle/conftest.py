@@ -21,11 +21,12 @@ import pytest
 
 from components.images import parse_image_ref
 from components.registry import fill_image
-from components.render import fill_program, registry_fill
+from components.render import registry_fill
+from oci import fill
 from sandbox.oci_images import Catalog, generate
-from tests.harness.private_registry import PrivateRegistry
 from sandbox.upstream import start_upstream
 from sandbox.upstream_repos import RepoTree, cached_repos
+from tests.harness.private_registry import PrivateRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_ADDRESS = "127.0.0.31"
@@ -68,7 +69,7 @@ def fill_from_layout(work: Path, layout: Path, private: PrivateRegistry, refs) -
     images = [fill_image(parse_image_ref(ref), {}, str(layout)) for ref in refs]
     (work / "plan.json").write_text(registry_fill.fill_plan(private.endpoint, images, parallel=4, retries=1))
     result = subprocess.run(
-        [sys.executable, fill_program.__file__, "--plan", str(work / "plan.json"),
+        [sys.executable, "-I", fill.__file__, "--plan", str(work / "plan.json"),
          "--authfile", str(private.auth_file()), "--cert-dir", str(private.cert_dir)],
         capture_output=True, text=True, env=skopeo_env(work), timeout=300)
     assert result.returncode == 0, result.stderr

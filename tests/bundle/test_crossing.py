@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 from pathlib import Path
 
 import pytest
 
 from bundle.manifest import Manifest
 from components.images import parse_image_ref
-from components.render import fill_program
-from tests.bundle.conftest import PRIVATE_ADDRESS, bundle_cli, fill_from_layout, tree_digests
+from oci.registry import RegistryClient
 from sandbox.oci_images import REF_NAME_ANNOTATION
+from tests.bundle.conftest import PRIVATE_ADDRESS, bundle_cli, fill_from_layout, tree_digests
 from tests.harness.private_registry import PrivateRegistry
 
 pytestmark = pytest.mark.e2e
@@ -77,8 +78,8 @@ def test_round_trip_keeps_every_digest_package_and_file(crossing, tmp_path):
         lock, _ = fill_from_layout(tmp_path, into / "images", private, crossing.catalog0.refs)
         expected = {image.ref: image.digest for image in crossing.catalog0.images}
         assert {ref: entry["digest"] for ref, entry in lock.items()} == expected
-        client = fill_program.RegistryClient(
-            private.endpoint, fill_program.ssl.create_default_context(cafile=str(private.cert_dir / "ca.crt")),
+        client = RegistryClient(
+            private.endpoint, ssl.create_default_context(cafile=str(private.cert_dir / "ca.crt")),
             json.loads(private.auth_file().read_text())["auths"][private.endpoint]["auth"])
         for image in crossing.catalog0.images:
             ref = parse_image_ref(image.ref)
@@ -198,7 +199,7 @@ def test_a_delta_carries_only_new_content_and_lands_on_the_same_inventory(crossi
     full0 = Manifest.read(crossing.r0 / "MANIFEST.json")
     full1 = Manifest.read(crossing.r1_full / "MANIFEST.json")
     delta = Manifest.read(crossing.r1_delta / "MANIFEST.json")
-    assert delta.kind == "delta" and delta.base["created"] == full0.created
+    assert delta.kind == "delta" and delta.base is not None and delta.base["created"] == full0.created
     had = set(full0.state().values())
     new = {entry.path for entry in full1.state().values() if entry not in had}
     assert {entry.path for entry in delta.files} == new

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bundle.images import parse_refs, parse_upstreams, read_images_file, source_location, stack_images
-from bundle.manifest import BundleError, Entry, Manifest, check_path, link_stays_inside
+from bundle.manifest import BundleError, Entry, FileEntry, LinkEntry, Manifest, check_path, link_stays_inside
 from bundle.parts import parse_size
 from bundle.plugins import install_commands, parse_plugin
 from bundle.repos import parse_deb822
@@ -67,7 +67,8 @@ def test_split_sizes_refused(text):
 
 @pytest.mark.parametrize("name,expected", [
     ("pulumi-resource-command-v1.2.1-linux-amd64.tar.gz", ("resource", "command", "1.2.1", "linux", "amd64")),
-    ("pulumi-resource-azure-native-v2.90.0-linux-arm64.tar.gz", ("resource", "azure-native", "2.90.0", "linux", "arm64")),
+    ("pulumi-resource-azure-native-v2.90.0-linux-arm64.tar.gz",
+     ("resource", "azure-native", "2.90.0", "linux", "arm64")),
     ("pulumi-language-python-v3.272.0-darwin-arm64.tgz", ("language", "python", "3.272.0", "darwin", "arm64")),
     ("pulumi-resource-tls-v5.6.2-alpha.1-linux-amd64.tar.gz", ("resource", "tls", "5.6.2-alpha.1", "linux", "amd64")),
 ])
@@ -115,9 +116,10 @@ def test_scanner_template(template, expected):
 
 
 def manifest_bytes(**changes) -> bytes:
-    document = {"format": "airgap-infra-bundle/1", "kind": "full", "created": "2024-01-01T00:00:00Z", "base": None,
-                "images": [], "packages": {"deb": [], "rpm": []}, "plugins": [],
-                "files": [{"path": "files/a", "size": 1, "sha256": HEX}], "carried": [], "parts": []}
+    document: dict[str, object] = {
+        "format": "airgap-infra-bundle/1", "kind": "full", "created": "2024-01-01T00:00:00Z", "base": None,
+        "images": [], "packages": {"deb": [], "rpm": []}, "plugins": [],
+        "files": [{"path": "files/a", "size": 1, "sha256": HEX}], "carried": [], "parts": []}
     document.update(changes)
     return json.dumps(document).encode()
 
@@ -140,7 +142,8 @@ def test_hostile_manifests_are_refused(changes, why):
 
 
 def test_manifest_bytes_are_deterministic_and_sorted():
-    files = [Entry("images/index.json", 10, HEX), Entry("apt/d/dists/stable", link="bookworm"), Entry("files/z", 1, HEX)]
+    files: list[Entry] = [FileEntry("images/index.json", 10, HEX), LinkEntry("apt/d/dists/stable", "bookworm"),
+                          FileEntry("files/z", 1, HEX)]
     one = Manifest(created="2024-01-01T00:00:00Z", files=files, images=[{"ref": "b"}, {"ref": "a"}])
     two = Manifest(created="2024-01-01T00:00:00Z", files=list(reversed(files)), images=[{"ref": "a"}, {"ref": "b"}])
     assert one.to_bytes() == two.to_bytes()
@@ -154,8 +157,8 @@ def test_a_plugin_entry_must_name_a_listed_tarball():
     files = [{"path": tarball, "size": 1, "sha256": HEX}]
     good = Manifest.from_bytes(manifest_bytes(files=files, plugins=[{"path": tarball, "sha256": HEX}]))
     assert good.plugins[0]["name"] == "command" and good.plugins[0]["version"] == "1.2.1"
-    for plugin in ({"path": "pulumi/plugins/../../../bin/pulumi", "sha256": HEX}, {"path": tarball, "sha256": "cd" * 32},
-                   {"path": "files/a", "sha256": HEX}):
+    for plugin in ({"path": "pulumi/plugins/../../../bin/pulumi", "sha256": HEX},
+                   {"path": tarball, "sha256": "cd" * 32}, {"path": "files/a", "sha256": HEX}):
         with pytest.raises(BundleError, match="is not a listed file of pulumi/plugins/"):
             Manifest.from_bytes(manifest_bytes(files=files + [{"path": "files/a", "size": 1, "sha256": HEX}],
                                                plugins=[plugin]))
@@ -172,7 +175,8 @@ def test_images_from_a_stack_file_a_list_and_a_mapping(tmp_path):
     listed = tmp_path / "images.txt"
     listed.write_text("# images for June\nnginx:1.25   # the web tier\n\nbusybox@sha256:" + HEX + "\n")
     refs = parse_refs(read_images_file(listed))
-    assert [ref.layout_name for ref in refs] == ["docker.io/library/busybox:sha256-" + HEX, "docker.io/library/nginx:1.25"]
+    assert [ref.layout_name for ref in refs] == ["docker.io/library/busybox:sha256-" + HEX,
+                                                 "docker.io/library/nginx:1.25"]
     assert source_location(refs[1], upstreams) == "docker://transfer:5000/docker.io/library/nginx:1.25"
     assert source_location(refs[0], {}) == "docker://docker.io/library/busybox@sha256:" + HEX
     assert parse_upstreams(["quay.io=mirror:5000/quay.io/"]) == {"quay.io": "mirror:5000/quay.io"}

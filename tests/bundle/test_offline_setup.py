@@ -127,8 +127,9 @@ def test_the_venv_is_built_from_the_wheelhouse_alone(tmp_path):
     env = {**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/", "PIP_NO_CACHE_DIR": "1"}
     result = bundle_cli("offline-setup", "--from", into, "--venv", venv, "--steps", "venv", env=env, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    imported = subprocess.run([str(venv / "bin" / "python"), "-c", "import airgap_tinypkg; print(airgap_tinypkg.VERSION)"],
-                              capture_output=True, text=True, timeout=60)
+    imported = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import airgap_tinypkg; print(airgap_tinypkg.VERSION)"],
+        capture_output=True, text=True, timeout=60)
     assert imported.stdout.strip() == "1.0", imported.stderr
 
 

@@ -8,13 +8,14 @@ import json
 import os
 import shlex
 import signal
+import ssl
 import time
 from pathlib import Path
 
 import pytest
 
 from components.images import parse_image_ref
-from components.render import fill_program
+from oci.registry import RegistryClient
 from tests.bundle.conftest import STORAGE_ADDRESS, bundle_cli, fill_from_layout
 from tests.harness.private_registry import PrivateRegistry
 
@@ -75,8 +76,8 @@ def test_storage_written_while_stopped_serves_every_digest(crossing, tmp_path):
                 (crossing.catalog0.layout / "blobs" / "sha256" / hexdigest).read_bytes()
 
         # Through the API, independently of the command's own check.
-        client = fill_program.RegistryClient(
-            private.endpoint, fill_program.ssl.create_default_context(cafile=str(private.cert_dir / "ca.crt")),
+        client = RegistryClient(
+            private.endpoint, ssl.create_default_context(cafile=str(private.cert_dir / "ca.crt")),
             json.loads(private.auth_file().read_text())["auths"][private.endpoint]["auth"])
         for image in images:
             ref = parse_image_ref(image.ref)

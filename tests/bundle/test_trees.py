@@ -9,9 +9,9 @@ import shutil
 
 import pytest
 
-from bundle.manifest import Manifest
-from tests.bundle.conftest import bundle_cli, tree_digests, write_files
+from bundle.manifest import LinkEntry, Manifest
 from sandbox.upstream_repos import cached_repos
+from tests.bundle.conftest import bundle_cli, tree_digests, write_files
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["plain", "split"])
@@ -21,7 +21,8 @@ def test_links_and_modes_cross_as_they_are(tmp_path, split):
     created = bundle_cli("create", "--out", bundle, "--files", files, *(["--split-size", "16K"] if split else []))
     assert created.returncode == 0, created.stderr
     manifest = Manifest.read(bundle / "MANIFEST.json")
-    assert {e.path: e.link for e in manifest.files if e.is_link} == {"files/falco/latest.yaml": "rules.yaml"}
+    links = {e.path: e.link for e in manifest.files if isinstance(e, LinkEntry)}
+    assert links == {"files/falco/latest.yaml": "rules.yaml"}
     assert bool(manifest.parts) is split
     imported = bundle_cli("import", bundle, "--into", into)
     assert imported.returncode == 0, imported.stderr

@@ -1,5 +1,6 @@
 """The fill program: its schedule as a property, then real fills from the upstream fixture into a
-private registry configured as the component renders it."""
+private registry configured as the component renders it, the program run as the fill step runs it
+(a file, under `python3 -I`)."""
 
 import json
 import subprocess
@@ -9,30 +10,37 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.images import parse_image_ref
 from components.registry import fill_image
-from components.render import fill_program, registry_fill
-from tests.harness.private_registry import PrivateRegistry
+from components.render import registry_fill
+from oci import fill
+from oci.plan import FillImage
 from sandbox.upstream import start_upstream
+from tests.harness.private_registry import PrivateRegistry
 
-PROGRAM = Path(fill_program.__file__)
+PROGRAM = Path(fill.__file__)
+
+
+def planned(source: str) -> FillImage:
+    return FillImage(source=source, location=f"docker://up/{source}:1", repository=source, tag="1", digest=None)
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.sets(st.integers(0, 12), min_size=1, max_size=5), min_size=1, max_size=12),
        st.integers(1, 4))
 def test_schedule_never_uploads_a_missing_blob_twice_at_once(blob_sets, parallel):
-    images = [{"source": f"img-{i}"} for i in range(len(blob_sets))]
+    images = [planned(f"img-{i}") for i in range(len(blob_sets))]
     blobs = {f"img-{i}": {f"b{n}" for n in s} for i, s in enumerate(blob_sets)}
     lock = threading.Lock()
     running: dict[str, set[str]] = {}
     present: set[str] = set()
     violations, ran = [], []
 
-    def run(image):
-        name = image["source"]
+    def run(copied: FillImage) -> None:
+        name = copied.source
         with lock:
             for other, other_blobs in running.items():
                 shared = (blobs[name] & other_blobs) - present
@@ -46,25 +54,37 @@ def test_schedule_never_uploads_a_missing_blob_twice_at_once(blob_sets, parallel
             present.update(blobs[name])
             ran.append(name)
 
-    fill_program.schedule(images, blobs, parallel, run)
+    fill.schedule(images, blobs, parallel, run)
     assert not violations
-    assert sorted(ran) == sorted(i["source"] for i in images)
+    assert sorted(ran) == sorted(i.source for i in images)
 
 
 def test_schedule_stops_starting_copies_after_a_failure():
-    images = [{"source": s} for s in ("a", "b", "c", "d")]
+    images = [planned(s) for s in ("a", "b", "c", "d")]
     blobs = {"a": {"x"}, "b": {"y"}, "c": {"z"}, "d": {"w"}}
     ran = []
 
-    def run(image):
-        ran.append(image["source"])
-        time.sleep(0.05 if image["source"] == "b" else 0)
-        if image["source"] == "a":
-            raise fill_program.FillError("a broke")
+    def run(copied: FillImage) -> None:
+        ran.append(copied.source)
+        time.sleep(0.05 if copied.source == "b" else 0)
+        if copied.source == "a":
+            raise fill.FillError("a broke")
 
-    with pytest.raises(fill_program.FillError, match=r"a broke; 2 images not attempted: c, d"):
-        fill_program.schedule(images, blobs, 2, run)
+    with pytest.raises(fill.FillError, match=r"a broke; 2 images not attempted: c, d"):
+        fill.schedule(images, blobs, 2, run)
     assert sorted(ran) == ["a", "b"], "the copy already running finishes; nothing new starts"
+
+
+def test_a_malformed_plan_fails_before_anything_is_asked(tmp_path):
+    plan = json.loads(registry_fill.fill_plan("127.0.0.5:5447", [planned("a")], parallel=1, retries=0))
+    (tmp_path / "plan.json").write_text(json.dumps({**plan, "parallel": 0}))
+    result = subprocess.run(
+        [sys.executable, "-I", str(PROGRAM), "--plan", str(tmp_path / "plan.json"),
+         "--authfile", str(tmp_path / "absent.json"), "--cert-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == f"fill: failed: {tmp_path / 'plan.json'}: parallel: expected a whole number >= 1, got 0\n"
+    assert result.stdout == ""
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +94,13 @@ def upstream():
     registry.close()
 
 
-def run_fill(tmp_path, upstream, private, refs, **plan_changes):
+def run_fill(tmp_path, upstream, private, refs):
     upstreams = {r: upstream.mirror_prefix(r) for r in upstream.catalog.registries}
     images = [fill_image(parse_image_ref(r), upstreams, None) for r in refs]
-    plan = json.loads(registry_fill.fill_plan(private.endpoint, images, parallel=4, retries=2))
-    plan.update(plan_changes)
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    (tmp_path / "plan.json").write_text(registry_fill.fill_plan(private.endpoint, images, parallel=4, retries=2))
     return subprocess.Popen(
-        [sys.executable, str(PROGRAM), "--plan", str(tmp_path / "plan.json"), "--authfile", str(private.auth_file()),
+        [sys.executable, "-I", str(PROGRAM), "--plan", str(tmp_path / "plan.json"),
+         "--authfile", str(private.auth_file()),
          "--cert-dir", str(private.cert_dir), "--source-cert-dir", str(upstream.cert_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=upstream.skopeo_env())
 
@@ -155,7 +174,7 @@ def test_fill_from_an_oci_layout_keeps_digests(tmp_path, upstream):
     (tmp_path / "plan.json").write_text(registry_fill.fill_plan("127.0.0.5:5446", images, parallel=4, retries=1))
     with PrivateRegistry("127.0.0.5", 5446) as private:
         result = subprocess.run(
-            [sys.executable, str(PROGRAM), "--plan", str(tmp_path / "plan.json"),
+            [sys.executable, "-I", str(PROGRAM), "--plan", str(tmp_path / "plan.json"),
              "--authfile", str(private.auth_file()), "--cert-dir", str(private.cert_dir)],
             capture_output=True, text=True, env=upstream.skopeo_env(), timeout=300)
         assert result.returncode == 0, result.stderr
@@ -172,7 +191,7 @@ def test_an_image_missing_from_the_layout_is_named(tmp_path, upstream):
     (tmp_path / "plan.json").write_text(registry_fill.fill_plan("127.0.0.5:5447", [image], parallel=1, retries=0))
     with PrivateRegistry("127.0.0.5", 5447) as private:
         result = subprocess.run(
-            [sys.executable, str(PROGRAM), "--plan", str(tmp_path / "plan.json"),
+            [sys.executable, "-I", str(PROGRAM), "--plan", str(tmp_path / "plan.json"),
              "--authfile", str(private.auth_file()), "--cert-dir", str(private.cert_dir)],
             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
