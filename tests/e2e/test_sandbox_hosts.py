@@ -26,19 +26,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from sandbox import keys
-from sandbox.hosts import (
+from sandbox.base_chroot import (
     BASE_PACKAGES,
     AptSource,
-    Sandbox,
     SandboxError,
-    SandboxHost,
     base_path,
     debootstrap_mirror,
     ensure_base,
-    leftovers,
     machine_debian_sources,
-    sshd_answers,
 )
+from sandbox.hosts import Sandbox, SandboxHost, leftovers, sshd_answers
 
 ALPHA = ("alpha", "127.0.0.11")
 BETA = ("beta", "127.0.0.12")
@@ -203,7 +200,7 @@ def test_the_base_is_named_by_its_recipe(monkeypatch):
     sources = [AptSource("http://mirror.example/debian", ("bookworm",), ("main",))]
     named = base_path(sources)
     assert base_path(list(sources)) == named
-    monkeypatch.setattr("sandbox.hosts.BASE_PACKAGES", (*BASE_PACKAGES, "tree"))
+    monkeypatch.setattr("sandbox.base_chroot.BASE_PACKAGES", (*BASE_PACKAGES, "tree"))
     assert base_path(sources) != named
 
 
