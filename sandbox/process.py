@@ -26,10 +26,12 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -155,9 +157,10 @@ class ManagedProcess:
     """A service run as one command: started with its log, awaited until it answers, stopped by PID.
 
     A subclass starts its command in `_start` (writing what the command reads, then `_launch`
-    and `_wait_ready`), names itself for messages with `__str__`, and says in `_remove_state`
-    what `close` removes besides. `start` refuses a second start while running and stops what
-    it started when it fails; `stop` keeps the state, so a stopped service can start again.
+    and `_wait_ready`) and names itself for messages with `__str__`. Its files live in a state
+    directory (`_use_state_dir`) that `close` removes if it was made here. `start` refuses a
+    second start while running and stops what it started when it fails; `stop` keeps the state,
+    so a stopped service can start again.
     """
 
     stop_grace = STOP_GRACE_S
@@ -169,6 +172,16 @@ class ManagedProcess:
         self._output: Path | None = None
         self._children: list[Pid] = []
         self._terminated = False
+        self._state_to_remove: Path | None = None
+
+    def _use_state_dir(self, state_dir: Path | None, prefix: str, remove_on_close: bool | None = None) -> Path:
+        """`state_dir` (made if missing), or a new temporary directory named `prefix…`; `close`
+        removes it if `remove_on_close` (default: only if it was made here)."""
+        directory = state_dir or Path(tempfile.mkdtemp(prefix=prefix))
+        directory.mkdir(parents=True, exist_ok=True)
+        if remove_on_close if remove_on_close is not None else state_dir is None:
+            self._state_to_remove = directory
+        return directory
 
     @property
     def pid(self) -> int | None:
@@ -269,7 +282,8 @@ class ManagedProcess:
         self._remove_state()
 
     def _remove_state(self) -> None:
-        """What `close` removes besides stopping: nothing unless a subclass says."""
+        if self._state_to_remove is not None:
+            shutil.rmtree(self._state_to_remove, ignore_errors=True)
 
     def __enter__(self) -> Self:
         try:

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.oci_images import INDEX_MEDIA_TYPE, Catalog, generate
-from sandbox.upstream import UpstreamRegistry, port_is_free
+from sandbox.process import port_is_free
+from sandbox.upstream import UpstreamRegistry
 
 HAVE_REGISTRY_TOOLS = bool(shutil.which("docker-registry") and shutil.which("skopeo"))
 needs_registry_tools = pytest.mark.skipif(

@@ -21,17 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.upstream import port_is_free
-from sandbox.upstream_repos import (
-    COMPONENT,
-    RPM_KEY_FILE_NAME,
-    SUITE,
-    UpstreamRepos,
-    cached_repos,
-    missing_tools,
-    packages_at,
-    write_repos,
-)
+from sandbox.process import children, port_is_free
+from sandbox.upstream_repo_trees import COMPONENT, RPM_KEY_FILE_NAME, SUITE, cached_repos, packages_at, write_repos
+from sandbox.upstream_repos import UpstreamRepos, missing_tools
 
 CLIENT_TOOLS = ("gpgv", "aptly", "dnf", "rpm")
 REPOSYNC_PLUGIN = Path("/usr/lib/python3/dist-packages/dnf-plugins/reposync.py")
@@ -418,8 +410,8 @@ def test_stop_ends_nginx_by_pid(tmp_path: Path) -> None:
     served = UpstreamRepos(address=SECOND_ADDRESS, port=SECOND_PORT, state_dir=tmp_path)
     with served:
         pid = served.pid
-        workers = [int(child) for child in
-                   Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        assert pid is not None
+        workers = children(pid)
         assert workers, "nginx started no worker"
         assert fetch(f"{served.debian_url}/dists/{SUITE}/Release").startswith(b"Architectures:")
     for process in (pid, *workers):
