@@ -266,7 +266,7 @@ class SandboxHost(ManagedProcess):
         self._init = self._await_init()
 
     def _await_init(self) -> Pid:
-        unshare = self._process
+        unshare = self._command
         for _ in polls(INIT_WAIT_SECONDS):
             init = next(filter(None, map(Pid.of, children(unshare.pid))), None) if unshare else None
             if init is not None:
@@ -295,7 +295,7 @@ class SandboxHost(ManagedProcess):
         """PID 1 of the namespace: the replacement stops its services and exits on TERM, and the
         kernel then ends everything else in the namespace with it. Without a known PID 1, our
         `unshare`: its end ends the namespace too (--kill-child)."""
-        return self._init or self._process
+        return self._init or self._command
 
     def stop(self) -> None:
         """Stop the namespace (TERM, then KILL after a grace period), then unmount the overlay."""
@@ -321,13 +321,13 @@ class SandboxHost(ManagedProcess):
             "name": self.name,
             "address": self.address,
             "running": self.running,
-            "unshare": [self._process.pid, self._process.start] if self._process else None,
+            "unshare": [self._command.pid, self._command.start] if self._command else None,
             "init": [self._init.pid, self._init.start] if self._init else None,
         }
 
     def restore(self, record: dict) -> None:
         """Take over a host another process started: stopped by PID, its end awaited by polling."""
-        self._process = Pid(*record["unshare"]) if record["unshare"] else None
+        self._command = Pid(*record["unshare"]) if record["unshare"] else None
         self._init = Pid(*record["init"]) if record["init"] else None
         self.running = record["running"]
 

@@ -167,8 +167,8 @@ class ManagedProcess:
     """How long TERM may take before KILL."""
 
     def __init__(self) -> None:
-        self._popen: subprocess.Popen | None = None
-        self._process: Pid | None = None  # the command started, or one adopted from a record
+        self._command: Pid | None = None  # the command started, or one adopted from a record
+        self._process: subprocess.Popen | None = None  # its Popen, when this process started it
         self._output: Path | None = None
         self._children: list[Pid] = []
         self._terminated = False
@@ -185,12 +185,12 @@ class ManagedProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+        return self._command.pid if self._command else None
 
     # -- starting --------------------------------------------------------------------------------
 
     def start(self) -> Self:
-        if self._process is not None:
+        if self._command is not None:
             raise ProcessError(f"{self} already running (pid {self.pid})")
         try:
             self._start()
@@ -213,20 +213,20 @@ class ManagedProcess:
         """
         self._output = output
         with output.open("ab") as log:
-            self._popen = spawn(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+            self._process = spawn(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 **options)
         # Not reaped yet, so /proc still has it even if it has exited already.
-        process = Pid.of(self._popen.pid)
-        if process is None:
-            raise ProcessError(f"{self}: pid {self._popen.pid} is not in /proc")
-        self._process = process
+        command = Pid.of(self._process.pid)
+        if command is None:
+            raise ProcessError(f"{self}: pid {self._process.pid} is not in /proc")
+        self._command = command
         self._terminated = False
 
     def _wait_ready(self, ready: Callable[[], bool], timeout: float) -> None:
         """Poll `ready()` until it is true; fail at once if the command exits, and after `timeout` in any case."""
         for _ in polls(timeout):
-            if self._popen is not None and self._popen.poll() is not None:
-                raise ProcessError(f"{self} exited with {self._popen.returncode}\n{self.log_tail()}")
+            if self._process is not None and self._process.poll() is not None:
+                raise ProcessError(f"{self} exited with {self._process.returncode}\n{self.log_tail()}")
             if ready():
                 return
         raise ProcessError(f"{self} not ready after {timeout:.0f} s\n{self.log_tail()}")
@@ -244,37 +244,37 @@ class ManagedProcess:
 
     def _signal_target(self) -> Pid | None:
         """Where TERM and KILL go: the command itself, unless a subclass names another process."""
-        return self._process
+        return self._command
 
     def terminate(self) -> None:
         """Send TERM once and return: services stopped together then stop in parallel (`stop` waits)."""
         target = self._signal_target()
-        if self._process is None or target is None or self._terminated:
+        if self._command is None or target is None or self._terminated:
             return
         # Noted before TERM: once the command has exited, its children belong to someone else.
-        self._children = [child for child in map(Pid.of, children(self._process.pid)) if child]
+        self._children = [child for child in map(Pid.of, children(self._command.pid)) if child]
         target.signal(signal.SIGTERM)
         self._terminated = True
 
     def stop(self) -> None:
         """TERM, a bounded wait, KILL, a bounded wait; then the same for each child left running."""
-        process = self._process
-        if process is None:
+        command = self._command
+        if command is None:
             return
         self.terminate()
-        target = self._signal_target() or process
+        target = self._signal_target() or command
         try:
             target.stop(grace=self.stop_grace, term_sent=True)
             # The command, when the signals went to another process: it ends with that one.
-            if target != process and not process.wait_gone(KILL_WAIT_S):
-                process.stop()
+            if target != command and not command.wait_gone(KILL_WAIT_S):
+                command.stop()
             for child in self._children:
                 child.stop()
         except ProcessError as error:
             raise ProcessError(f"{self}: {error}") from None
-        if self._popen is not None:
-            self._popen.wait(KILL_WAIT_S)  # gone or a zombie by now: this reaps it
-        self._popen, self._process, self._children, self._terminated = None, None, [], False
+        if self._process is not None:
+            self._process.wait(KILL_WAIT_S)  # gone or a zombie by now: this reaps it
+        self._command, self._process, self._children, self._terminated = None, None, [], False
 
     def close(self) -> None:
         """Stop, then remove what the service keeps on disk; safe to call again."""
