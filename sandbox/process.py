@@ -179,9 +179,14 @@ class ManagedProcess:
         removes it if `remove_on_close` (default: only if it was made here)."""
         directory = state_dir or Path(tempfile.mkdtemp(prefix=prefix))
         directory.mkdir(parents=True, exist_ok=True)
-        if remove_on_close if remove_on_close is not None else state_dir is None:
+        if remove_on_close is None:
+            remove_on_close = state_dir is None
+        if remove_on_close:
             self._state_to_remove = directory
         return directory
+
+    def __str__(self) -> str:
+        return type(self).__name__
 
     @property
     def pid(self) -> int | None:
@@ -282,6 +287,7 @@ class ManagedProcess:
         self._remove_state()
 
     def _remove_state(self) -> None:
+        """The state directory, if `_use_state_dir` made it (or was told to remove it)."""
         if self._state_to_remove is not None:
             shutil.rmtree(self._state_to_remove, ignore_errors=True)
 
