@@ -21,31 +21,24 @@ pass `cert_dir` to skopeo's `--cert-dir`.
 
 from __future__ import annotations
 
-import datetime
-import http.client
 import ipaddress
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sandbox.oci_images import Catalog, build_once, cache_root, generate, link_tree
+from sandbox.process import ManagedProcess, http_status, port_is_free
+from sandbox.upstream_tls import write_tls_material
 
 DEFAULT_ADDRESS = "127.0.0.2"
 DEFAULT_PORT = 5000
-SERVER_DNS_NAME = "upstream.test"
 # Part of the storage cache key: bump when the way storage is filled changes.
 FILL_VERSION = "1"
 REGISTRY_BINARY = "docker-registry"
@@ -53,73 +46,6 @@ READY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0
 COPY_TIMEOUT_S = 300.0
 COPY_PARALLELISM = 4
-
-
-# ---------------------------------------------------------------------------------------------
-# TLS: a throwaway CA and a server certificate for one address
-# ---------------------------------------------------------------------------------------------
-
-
-def _pem(certificate: x509.Certificate) -> bytes:
-    return certificate.public_bytes(serialization.Encoding.PEM)
-
-
-def _certificate(subject: str, public_key: ec.EllipticCurvePublicKey, issuer: x509.Name | None,
-                 now: datetime.datetime) -> x509.CertificateBuilder:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer or name)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-    )
-
-
-def write_tls_material(directory: Path, address: str) -> tuple[Path, Path, Path]:
-    """A new CA and a server certificate (SAN: IP `address`, DNS `upstream.test`).
-
-    Returns (ca.crt, server.crt, server.key). ECDSA P-256 keeps generation instant and is
-    accepted by every client the tests use (Go's crypto/tls, curl, Python's ssl).
-    """
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        _certificate("airgap-infra upstream test CA", ca_key.public_key(), None, now)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=False, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = (
-        _certificate(SERVER_DNS_NAME, server_key.public_key(), ca_cert.subject, now)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address(address)), x509.DNSName(SERVER_DNS_NAME)]),
-            critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_file = directory / "ca.crt"
-    cert_file = directory / "server.crt"
-    key_file = directory / "server.key"
-    ca_file.write_bytes(_pem(ca_cert))
-    # The chain lets clients that only hold the CA verify without fetching anything.
-    cert_file.write_bytes(_pem(server_cert) + _pem(ca_cert))
-    key_file.touch(mode=0o600)
-    key_file.write_bytes(server_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return ca_file, cert_file, key_file
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,24 +80,12 @@ def render_registry_config(*, address: str, port: int, storage: Path, cert_file:
     }, sort_keys=False)
 
 
-def port_is_free(address: str, port: int) -> bool:
-    """True if nothing listens on address:port (connections in TIME_WAIT do not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # As Go's listeners do: without it, TIME_WAIT from the last run looks like a listener.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return False
-    return True
-
-
 # ---------------------------------------------------------------------------------------------
 # The fixture
 # ---------------------------------------------------------------------------------------------
 
 
-class UpstreamRegistry:
+class UpstreamRegistry(ManagedProcess):
     """A public-registry stand-in on `address:port`, serving `catalog`.
 
     Usable as a context manager (start, then stop and remove its own state) or with explicit
@@ -179,25 +93,26 @@ class UpstreamRegistry:
     Run several on different loopback addresses or ports (benchmarks use a second one).
     """
 
+    stop_grace = STOP_TIMEOUT_S
+
     def __init__(self, catalog: Catalog, *, address: str = DEFAULT_ADDRESS,
                  port: int = DEFAULT_PORT, state_dir: Path | None = None,
                  remove_state_on_close: bool | None = None) -> None:
         """`state_dir` (default: a new temporary directory) holds TLS, config, storage and log;
         `close()` removes it if `remove_state_on_close` (default: only if it was made here)."""
+        super().__init__()
         ipaddress.ip_address(address)  # fail early on a typo rather than in the registry's log
         self.catalog = catalog
         self.address = address
         self.port = port
-        if remove_state_on_close is None:
-            remove_state_on_close = state_dir is None
-        self._remove_state_on_close = remove_state_on_close
-        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="airgap-upstream-"))
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = self._use_state_dir(state_dir, "airgap-upstream-", remove_state_on_close)
         self.storage_dir = self.state_dir / "storage"
         self.log_file = self.state_dir / "registry.log"
         self.started_from_cache = False
-        self._process: subprocess.Popen | None = None
         self._tls: tuple[Path, Path, Path] | None = None
+
+    def __str__(self) -> str:
+        return f"upstream registry on {self.endpoint}"
 
     # -- what clients need ---------------------------------------------------------------------
 
@@ -217,10 +132,6 @@ class UpstreamRegistry:
     @property
     def ca_pem(self) -> str:
         return self.ca_file.read_text()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
 
     def mirror_prefix(self, registry: str) -> str:
         """Where a public registry's content lives here: `127.0.0.2:5000/docker.io`."""
@@ -244,55 +155,21 @@ class UpstreamRegistry:
 
     # -- life cycle ----------------------------------------------------------------------------
 
-    def start(self) -> UpstreamRegistry:
-        if self._process is not None:
-            raise RuntimeError(f"upstream registry on {self.endpoint} already running "
-                               f"(pid {self.pid})")
+    def _start(self) -> None:
         if not port_is_free(self.address, self.port):
             raise RuntimeError(f"{self.endpoint}: already in use; stop what listens there "
                                "or pick another address or port")
         self._prepare()
-        fresh = not self.storage_dir.exists()  # a restart keeps what this instance served
+        if self.storage_dir.exists():  # a restart keeps what this instance served
+            self._launch_registry()
+            return
         try:
-            if fresh:
-                self._start_with_cached_storage()
-            else:
-                self._launch()
+            self._start_with_cached_storage()
         except BaseException:
             self.stop()
-            if fresh:  # a half-filled storage must not pass for a filled one at the next start
-                shutil.rmtree(self.storage_dir, ignore_errors=True)
+            # A half-filled storage must not pass for a filled one at the next start.
+            shutil.rmtree(self.storage_dir, ignore_errors=True)
             raise
-        return self
-
-    def stop(self) -> None:
-        """Stop the server by its PID: TERM, a bounded wait, then KILL."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT_S)
-
-    def close(self) -> None:
-        """Stop, and remove the state directory if this instance made it."""
-        self.stop()
-        if self._remove_state_on_close:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
-
-    def __enter__(self) -> UpstreamRegistry:
-        try:
-            return self.start()
-        except BaseException:  # __exit__ will not run: clean up here
-            self.close()
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- publishing ------------------------------------------------------------------------------
 
@@ -338,7 +215,7 @@ class UpstreamRegistry:
 
         def fill_and_snapshot(scratch: Path) -> None:
             self.storage_dir.mkdir()
-            self._launch()
+            self._launch_registry()
             self.push(self.catalog)
             link_tree(self.storage_dir, scratch)
 
@@ -347,48 +224,15 @@ class UpstreamRegistry:
         # Already cached (possibly by another process while this one waited for the lock).
         link_tree(cache, self.storage_dir)
         self.started_from_cache = True
-        self._launch()
+        self._launch_registry()
 
-    def _launch(self) -> None:
-        with open(self.log_file, "ab") as log:
-            # A minimal environment: REGISTRY_* variables would override the config file.
-            self._process = subprocess.Popen(
-                [REGISTRY_BINARY, "serve", str(self.state_dir / "config.yml")],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-            )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        """Poll `GET /v2/` over verified TLS until it answers, the process exits, or time is up."""
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        context = self.ssl_context()
-        last_error = "no answer"
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"upstream registry exited with {self._process.returncode}\n"
-                                   f"{self._log_tail()}")
-            connection = http.client.HTTPSConnection(self.address, self.port, context=context,
-                                                     timeout=1)
-            try:
-                connection.request("GET", "/v2/")
-                status = connection.getresponse().status
-                if status == 200:
-                    return
-                last_error = f"HTTP {status}"
-            except (OSError, http.client.HTTPException) as error:
-                last_error = str(error)
-            finally:
-                connection.close()
-            time.sleep(0.05)
-        raise RuntimeError(f"upstream registry on {self.endpoint} not ready after "
-                           f"{READY_TIMEOUT_S:.0f} s ({last_error})\n{self._log_tail()}")
-
-    def _log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no registry log)"
+    def _launch_registry(self) -> None:
+        # A minimal environment: REGISTRY_* variables would override the config file.
+        self._launch([REGISTRY_BINARY, "serve", str(self.state_dir / "config.yml")], output=self.log_file,
+                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        context = self.ssl_context()  # verified TLS: a registry that answers with the wrong certificate is not up
+        self._wait_ready(lambda: http_status(self.address, self.port, "/v2/", context=context) == 200,
+                         READY_TIMEOUT_S)
 
     def _copy_in(self, layout: Path, ref: str) -> None:
         command = [

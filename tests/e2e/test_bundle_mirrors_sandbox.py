@@ -12,14 +12,17 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import DNF, apply, prepare_dnf_client, rpm_version
-from sandbox.hosts import Sandbox, leftovers
-from offline.stackfile import PROJECT_DIR, load_stack
-from sandbox.upstream_repos import cached_repos
+from offline.executor import Executor
+from offline.program import ProgramRun
+from offline.stackfile import PROJECT_DIR, StackConfig, load_stack
+from sandbox.hosts import Sandbox, SandboxHost
+from sandbox.upstream_repo_trees import cached_repos
+from tests.e2e.stack import APT_INSTALL, DNF, apply, prepare_dnf_client, rpm_version
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +43,7 @@ def make_bundle(out: Path, revision: int, *extra: object) -> None:
     assert made.returncode == 0, made.stderr
 
 
-def carry_in(out: Path, mirror) -> None:
+def carry_in(out: Path, mirror: SandboxHost) -> None:
     """Verify, then import onto the mirror host's disk."""
     checked = bundle("verify", out)
     assert checked.returncode == 0, checked.stderr
@@ -48,7 +51,7 @@ def carry_in(out: Path, mirror) -> None:
     assert imported.returncode == 0, imported.stderr
 
 
-def from_bundles(config, mirror, client):
+def from_bundles(config: StackConfig, mirror: SandboxHost, client: SandboxHost) -> StackConfig:
     """The sandbox stack's mirrors, reading the imported trees, on this module's hosts."""
     config = copy.deepcopy(config)
     for key in ("registry", "fileServer", "trivyDb", "ck8s"):
@@ -67,27 +70,31 @@ def from_bundles(config, mirror, client):
     return config
 
 
+@dataclass(frozen=True)
+class Env:
+    work: Path
+    """Holds the bundles (b0, b1) beside the executor's files."""
+    mirror: SandboxHost
+    client: SandboxHost
+    config: StackConfig
+    first: ProgramRun
+    executor: Executor
+
+
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    work = tmp_path_factory.mktemp("bundle-mirrors-e2e")
-    sandbox = Sandbox()
-    try:
-        mirror = sandbox.up("mirror", MIRROR)
-        client = sandbox.up("client", CLIENT)
-        prepare_dnf_client(client)
-        make_bundle(work / "b0", 0)
-        carry_in(work / "b0", mirror)
-        config = from_bundles(load_stack("sandbox"), mirror, client)
-        run, executor = apply(config, work)
-        yield {"work": work, "mirror": mirror, "client": client, "config": config, "first": run,
-               "executor": executor}
-    finally:
-        sandbox.close()
-    assert leftovers() == []
+def env(work: Path, sandbox: Sandbox) -> Env:
+    mirror = sandbox.up("mirror", MIRROR)
+    client = sandbox.up("client", CLIENT)
+    prepare_dnf_client(client)
+    make_bundle(work / "b0", 0)
+    carry_in(work / "b0", mirror)
+    config = from_bundles(load_stack("sandbox"), mirror, client)
+    run, executor = apply(config, work)
+    return Env(work, mirror, client, config, run, executor)
 
 
-def test_the_stack_mirrors_the_imported_trees(env):
-    run = env["first"]
+def test_the_stack_mirrors_the_imported_trees(env: Env) -> None:
+    run = env.first
     assert run.error is None, run.error
     scripts = "".join(str(record.inputs.get("create", "")) for record in run.records)
     assert re.search(r"serve_tree '?/srv/airgap/apt/upstream-debian'?\n", scripts)
@@ -96,23 +103,23 @@ def test_the_stack_mirrors_the_imported_trees(env):
     assert {a["package"] for a in reports["upstream-debian"]["added"]} >= {"airgap-hello", "airgap-data"}
     rpm = {r["repo"]: r for r in run.exports["rpmMirror"]["reports"]}
     assert "airgap-hello-1.0-1.noarch.rpm" in rpm["upstream-rpm"]["added"]
-    assert env["mirror"].ssh("pgrep -f '^python3 - /srv/airgap' || true").stdout.strip() == "", \
+    assert env.mirror.ssh("pgrep -f '^python3 - /srv/airgap' || true").stdout.strip() == "", \
         "the tree is served only while aptly reads it"
 
 
-def test_the_client_installs_through_both_with_signatures_checked(env):
-    client = env["client"]
-    client.ssh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q airgap-tools >/dev/null")
+def test_the_client_installs_through_both_with_signatures_checked(env: Env) -> None:
+    client = env.client
+    client.ssh(f"{APT_INSTALL} airgap-tools >/dev/null")
     assert client.ssh("airgap-hello").stdout.strip() == "airgap-hello 1.0"
     client.ssh(f"{DNF} install airgap-docs airgap-data")
     assert rpm_version(client, "airgap-data") == "1.0"
 
 
-def test_a_tampered_tree_is_refused_by_the_mirror(env):
+def test_a_tampered_tree_is_refused_by_the_mirror(env: Env) -> None:
     """The imported tree keeps the upstream's signatures: a Release edited after the bundle was
     checked (InRelease and Release both, so aptly has no good one to fall back on) fails aptly's
     check, and the published mirror stays as it was."""
-    mirror = env["mirror"]
+    mirror = env.mirror
     dists = mirror.root / INSIDE.lstrip("/") / "apt/upstream-debian/dists/bookworm"
     originals = {name: (dists / name).read_bytes() for name in ("InRelease", "Release")}
     published = mirror.ssh("cat /var/lib/airgap/apt-mirror/state/upstream-debian.published").stdout
@@ -129,8 +136,8 @@ def test_a_tampered_tree_is_refused_by_the_mirror(env):
             (dists / name).write_bytes(original)
 
 
-def test_a_delta_bundle_brings_the_next_revision(env):
-    mirror, client, work = env["mirror"], env["client"], env["work"]
+def test_a_delta_bundle_brings_the_next_revision(env: Env) -> None:
+    mirror, client, work = env.mirror, env.client, env.work
     make_bundle(work / "b1", 1, "--delta-against", work / "b0" / "MANIFEST.json")
     delta = json.loads((work / "b1" / "MANIFEST.json").read_text())
     carried = {entry["path"] for entry in delta["files"]}
@@ -142,7 +149,7 @@ def test_a_delta_bundle_brings_the_next_revision(env):
     report = json.loads(mirror.ssh("/usr/local/sbin/airgap-apt-mirror-update", timeout=300).stdout)
     assert report["status"] == "updated"
     assert {"package": "airgap-hello", "arch": "all", "version": "1.1"} in report["added"]
-    client.ssh("apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q airgap-hello >/dev/null")
+    client.ssh(f"apt-get update -q >/dev/null && {APT_INSTALL} airgap-hello >/dev/null")
     assert client.ssh("airgap-hello").stdout.strip() == "airgap-hello 1.1"
     rpm_report = json.loads(mirror.ssh("/usr/local/sbin/airgap-rpm-mirror-update", timeout=300).stdout)
     assert rpm_report["status"] == "updated" and "airgap-data-1.1-1.noarch.rpm" in rpm_report["added"]
@@ -150,10 +157,10 @@ def test_a_delta_bundle_brings_the_next_revision(env):
     assert rpm_version(client, "airgap-data") == "1.1"
 
 
-def test_nothing_new_imported_changes_nothing(env):
-    mirror = env["mirror"]
+def test_nothing_new_imported_changes_nothing(env: Env) -> None:
+    mirror = env.mirror
     apt = json.loads(mirror.ssh("/usr/local/sbin/airgap-apt-mirror-update").stdout)
     rpm = json.loads(mirror.ssh("/usr/local/sbin/airgap-rpm-mirror-update").stdout)
     assert apt["status"] == "unchanged" and rpm["status"] == "unchanged"
-    run, executor = apply(env["config"], env["work"])
+    run, executor = apply(env.config, env.work)
     assert run.error is None, run.error

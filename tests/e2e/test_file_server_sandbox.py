@@ -5,22 +5,23 @@ checksum fails the step and the previous file stays served."""
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import apply
-from sandbox.hosts import Sandbox, leftovers
-from offline.stackfile import load_stack
+from offline.program import ProgramRun
+from offline.stackfile import StackConfig, load_stack
+from sandbox.hosts import Sandbox, SandboxHost
 from sandbox.upstream_repos import UpstreamRepos
+from tests.e2e.stack import apply
 
 pytestmark = pytest.mark.e2e
 
 SERVER, CLIENT = "127.0.0.12", "127.0.0.13"
 
 
-def files_only(config):
+def files_only(config: StackConfig) -> StackConfig:
     config = copy.deepcopy(config)
     for key in ("registry", "aptMirror", "rpmMirror", "trivyDb", "ck8s"):
         config.values[f"airgap-infra:{key}"] = {}
@@ -30,25 +31,27 @@ def files_only(config):
     return config
 
 
+@dataclass(frozen=True)
+class Env:
+    work: Path
+    server: SandboxHost
+    client: SandboxHost
+    config: StackConfig
+    first: ProgramRun
+
+
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    work = tmp_path_factory.mktemp("files-e2e")
-    upstream = UpstreamRepos(revision=0, address="127.0.0.2", port=8080).start()
-    sandbox = Sandbox()
-    try:
-        server = sandbox.up("mirror", SERVER)
-        client = sandbox.up("client", CLIENT)
-        config = files_only(load_stack("sandbox"))
-        run, executor = apply(config, work)
-        yield {"work": work, "server": server, "client": client, "config": config, "first": run}
-    finally:
-        sandbox.close()
-        upstream.close()
-    assert leftovers() == []
+def env(work: Path, upstream_repos: UpstreamRepos, sandbox: Sandbox) -> Env:
+    """The file server applied once; one artifact comes from a URL on the upstream fixture."""
+    server = sandbox.up("mirror", SERVER)
+    client = sandbox.up("client", CLIENT)
+    config = files_only(load_stack("sandbox"))
+    run, _ = apply(config, work)
+    return Env(work, server, client, config, run)
 
 
-def test_every_artifact_downloads_over_tls_with_its_checksum(env):
-    run, client = env["first"], env["client"]
+def test_every_artifact_downloads_over_tls_with_its_checksum(env: Env) -> None:
+    run, client = env.first, env.client
     assert run.error is None, run.error
     client.ssh("cat > /root/files-ca.crt", input=run.exports["caCertificate"])
     artifacts = run.exports["fileServer"]["artifacts"]
@@ -66,26 +69,26 @@ def test_every_artifact_downloads_over_tls_with_its_checksum(env):
     assert hidden == "404", "the staging directory is never served"
 
 
-def test_a_wrong_checksum_fails_and_the_old_file_stays_served(env):
-    client, run = env["client"], env["first"]
-    config = copy.deepcopy(env["config"])
+def test_a_wrong_checksum_fails_and_the_old_file_stays_served(env: Env) -> None:
+    client, run = env.client, env.first
+    config = copy.deepcopy(env.config)
     artifact = config.values["airgap-infra:fileServer"]["artifacts"][3]   # the one fetched by URL
     artifact["sha256"] = "0" * 64
-    failed, executor = apply(config, env["work"])
+    failed, executor = apply(config, env.work)
     assert failed.error is not None
     step = next(e for e in executor.log if e.name == "file-server-install")
     assert "previous file stays served" in step.stderr
     url = run.exports["fileServer"]["artifacts"][artifact["path"]]["url"]
     got = client.ssh(f"curl -fsS --cacert /root/files-ca.crt {url} | sha256sum").stdout.split()[0]
-    original = env["config"].values["airgap-infra:fileServer"]["artifacts"][3]["sha256"]
+    original = env.config.values["airgap-infra:fileServer"]["artifacts"][3]["sha256"]
     assert got == original
 
 
-def test_second_apply_changes_nothing(env):
-    server = env["server"]
+def test_second_apply_changes_nothing(env: Env) -> None:
+    server = env.server
     # .incoming is the staging area the copies land in (the mock runtime sends them again)
     state = "find /var/lib/airgap/files /etc/nginx -path '*/.incoming' -prune -o -printf '%p %s %T@\\n' | sort"
     before = server.ssh(state).stdout
-    run, _ = apply(env["config"], env["work"])
+    run, _ = apply(env.config, env.work)
     assert run.error is None, run.error
     assert server.ssh(state).stdout == before

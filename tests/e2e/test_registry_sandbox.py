@@ -14,45 +14,50 @@ import re
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from components.images import parse_image_ref
 from offline.executor import Executor
-from offline.program import run_program
-from sandbox.hosts import Sandbox, leftovers
-from offline.stackfile import PROJECT_DIR, load_stack
-from sandbox.upstream import start_upstream
+from offline.program import ProgramRun
+from offline.stackfile import PROJECT_DIR, StackConfig, load_stack
+from sandbox import trivy_artifacts
+from sandbox.hosts import Sandbox, SandboxHost
+from sandbox.oci_images import Image
+from sandbox.upstream import UpstreamRegistry
+from tests.e2e.stack import apply
 
 pytestmark = pytest.mark.e2e
 
 BASTION, REGISTRY = "127.0.0.10", "127.0.0.11"
 STORAGE = "/var/lib/airgap/registry"
+UNIT = "airgap-registry.service"
 TRANSFER = "/var/lib/airgap/transfer"
 
 
+@dataclass(frozen=True)
+class Env:
+    work: Path
+    upstream: UpstreamRegistry
+    host: SandboxHost
+    """The registry host (the bastion, which every step goes through, is not named)."""
+    config: StackConfig
+    first: ProgramRun
+    executor: Executor
+
+
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    work = tmp_path_factory.mktemp("registry-e2e")
-    upstream = start_upstream("test")
-    sandbox = Sandbox()
-    executor = Executor(local_dir=work)
-    try:
-        sandbox.up("bastion", BASTION)
-        host = sandbox.up("registry", REGISTRY, trust={upstream.endpoint: upstream.ca_pem})
-        config = registry_only(load_stack("sandbox"))
-        first = run_program(config, executor=executor)
-        yield {"work": work, "upstream": upstream, "host": host, "config": config,
-               "executor": executor, "first": first}
-    finally:
-        executor.close()
-        sandbox.close()
-        upstream.close()
-    assert leftovers() == []
+def env(work: Path, upstream_registry: UpstreamRegistry, sandbox: Sandbox) -> Env:
+    sandbox.up("bastion", BASTION)
+    host = sandbox.up("registry", REGISTRY, trust={upstream_registry.endpoint: upstream_registry.ca_pem})
+    config = registry_only(load_stack("sandbox"))
+    first, executor = apply(config, work)
+    return Env(work, upstream_registry, host, config, first, executor)
 
 
-def registry_only(config):
+def registry_only(config: StackConfig) -> StackConfig:
     """The sandbox stack without the mirrors: this module is about the registry."""
     config = copy.deepcopy(config)
     for key in ("aptMirror", "rpmMirror", "fileServer", "ck8s"):
@@ -62,48 +67,49 @@ def registry_only(config):
     return config
 
 
-def client_files(env) -> tuple[Path, Path]:
+def client_files(env: Env) -> tuple[Path, Path]:
     """A skopeo cert dir with the stack's CA, and an auth file for the first registry user."""
-    work, run = env["work"], env["first"]
+    work, run = env.work, env.first
     certs = work / "client-certs"
     certs.mkdir(exist_ok=True)
     (certs / "ca.crt").write_text(run.exports["registryCaBundle"])
-    password = env["config"].values["airgap-infra:secrets"]["registryPassword"]
+    password = env.config.values["airgap-infra:secrets"]["registryPassword"]
     token = base64.b64encode(f"airgap:{password}".encode()).decode()
     auth = work / "client-auth.json"
     auth.write_text(json.dumps({"auths": {run.exports["registryEndpoint"]: {"auth": token}}}))
     return certs, auth
 
 
-def skopeo_raw(env, reference: str, *, certs: Path | None = None, auth: Path | None = None):
+def skopeo_raw(env: Env, reference: str, *, certs: Path | None = None,
+               auth: Path | None = None) -> subprocess.CompletedProcess:
     argv = ["skopeo", "inspect", "--raw"]
     argv += ["--cert-dir", str(certs)] if certs else []
     argv += ["--authfile", str(auth)] if auth else ["--no-creds"]
     return subprocess.run([*argv, f"docker://{reference}"], capture_output=True,
-                          env=env["upstream"].skopeo_env(), timeout=60)
+                          env=env.upstream.skopeo_env(), timeout=60)
 
 
-def registry_log(env) -> str:
+def registry_log(env: Env) -> str:
     """The registry's last log lines (the sandbox's systemctl keeps each unit's output)."""
-    return env["host"].ssh("tail -n 40 /var/log/journal/airgap-registry.service.log", check=False).stdout
+    return env.host.ssh("tail -n 40 /var/log/journal/airgap-registry.service.log", check=False).stdout
 
 
 def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def test_apply_succeeds_through_the_bastion(env):
-    run = env["first"]
+def test_apply_succeeds_through_the_bastion(env: Env) -> None:
+    run = env.first
     assert run.error is None, run.error
     assert run.exports["registryEndpoint"] == f"{REGISTRY}:5443"
-    names = [entry.name for entry in env["executor"].log]
+    names = [entry.name for entry in env.executor.log]
     assert names.index("registry-install") < names.index("registry-fill") < names.index("registry-lock-file")
 
 
-def test_every_image_has_its_source_digest_over_tls_with_auth(env):
+def test_every_image_has_its_source_digest_over_tls_with_auth(env: Env) -> None:
     certs, auth = client_files(env)
-    catalog = env["upstream"].catalog
-    lock = [e for e in env["first"].exports["imageLock"] if "artifactType" not in e]  # not the Trivy databases
+    catalog = env.upstream.catalog
+    lock = [e for e in env.first.exports["imageLock"] if "artifactType" not in e]  # not the Trivy databases
     assert len(lock) == len(catalog.images)
     for image in catalog.images:
         entry = lock_entry(lock, image)
@@ -114,7 +120,7 @@ def test_every_image_has_its_source_digest_over_tls_with_auth(env):
         assert by_digest.returncode == 0 and digest(by_digest.stdout) == image.digest
 
 
-def lock_entry(lock: list[dict], image) -> dict:
+def lock_entry(lock: list[dict], image: Image) -> dict:
     """The lock entry for a catalog image, whether the stack names it by tag, digest or both."""
     wanted = parse_image_ref(image.ref)
     for entry in lock:
@@ -124,10 +130,10 @@ def lock_entry(lock: list[dict], image) -> dict:
     raise AssertionError(f"{image.ref} is not in the lock")
 
 
-def test_multi_arch_index_keeps_every_platform(env):
+def test_multi_arch_index_keeps_every_platform(env: Env) -> None:
     certs, auth = client_files(env)
-    index = next(i for i in env["upstream"].catalog.images if i.is_index)
-    entry = lock_entry(env["first"].exports["imageLock"], index)
+    index = next(i for i in env.upstream.catalog.images if i.is_index)
+    entry = lock_entry(env.first.exports["imageLock"], index)
     assert entry["platforms"] == sorted(index.platforms)
     document = json.loads(skopeo_raw(env, entry["private"], certs=certs, auth=auth).stdout)
     assert len(document["manifests"]) == len(index.platforms)
@@ -137,31 +143,31 @@ def test_multi_arch_index_keeps_every_platform(env):
         assert result.returncode == 0 and digest(result.stdout) == child["digest"]
 
 
-def test_tls_and_auth_are_enforced(env):
+def test_tls_and_auth_are_enforced(env: Env) -> None:
     certs, auth = client_files(env)
-    reference = env["first"].exports["imageLock"][0]["private"]
+    reference = env.first.exports["imageLock"][0]["private"]
     anonymous = skopeo_raw(env, reference, certs=certs)
     assert anonymous.returncode != 0 and b"unauthorized" in anonymous.stderr.lower()
     untrusted = skopeo_raw(env, reference, auth=auth)
     assert untrusted.returncode != 0 and b"certificate" in untrusted.stderr.lower()
 
 
-def test_lock_file_is_written_on_the_admin_machine(env):
-    written = json.loads((env["work"] / "out/sandbox/image-lock.json").read_text())
-    assert written["images"] == env["first"].exports["imageLock"]
-    assert len(written["images"]) == len(env["config"].values["airgap-infra:images"]) + 2  # + the Trivy databases
+def test_lock_file_is_written_on_the_admin_machine(env: Env) -> None:
+    written = json.loads((env.work / "out/sandbox/image-lock.json").read_text())
+    assert written["images"] == env.first.exports["imageLock"]
+    assert len(written["images"]) == len(env.config.values["airgap-infra:images"]) + 2  # + the Trivy databases
 
 
-def test_no_secret_is_left_on_the_host(env):
-    host = env["host"]
+def test_no_secret_is_left_on_the_host(env: Env) -> None:
+    host = env.host
     leftover = host.ssh("ls /tmp", check=True).stdout.split()
     assert not [name for name in leftover if name.startswith("airgap-")]
-    password = env["config"].values["airgap-infra:secrets"]["registryPassword"]
+    password = env.config.values["airgap-infra:secrets"]["registryPassword"]
     found = host.ssh(f"grep -rlF -- {json.dumps(password)[1:-1][:12]!r} /etc /var/lib/airgap /tmp || true").stdout
     assert found.strip() == ""
 
 
-def _host_state(host) -> str:
+def _host_state(host: SandboxHost) -> str:
     """Service PID, and every file the registry owns with its size and mtime."""
     return host.ssh(
         "systemctl show -p MainPID airgap-registry.service 2>/dev/null || true; "
@@ -169,28 +175,25 @@ def _host_state(host) -> str:
     ).stdout
 
 
-def test_second_apply_changes_nothing(env):
-    host = env["host"]
+def test_second_apply_changes_nothing(env: Env) -> None:
+    host = env.host
     before = _host_state(host)
-    executor = Executor(local_dir=env["work"])
-    try:
-        second = run_program(env["config"], executor=executor)
-    finally:
-        executor.close()
+    second, executor = apply(env.config, env.work)
     assert second.error is None, second.error
     assert _host_state(host) == before, "a second apply restarted the registry or changed files"
     fill = next(entry for entry in executor.log if entry.name == "registry-fill")
-    count = len(env["config"].values["airgap-infra:images"]) + 2
+    count = len(env.config.values["airgap-infra:images"]) + 2
     assert f"{count} of {count} images already present" in fill.stderr
-    assert second.exports["imageLock"] == env["first"].exports["imageLock"]
+    assert second.exports["imageLock"] == env.first.exports["imageLock"]
 
 
-def test_registry_stopped_mid_fill_then_reapplied_loses_nothing(env):
+def test_registry_stopped_mid_fill_then_reapplied_loses_nothing(env: Env) -> None:
     """The registry goes down while the fill runs; the apply fails; the next apply completes, and
     every image stored before the stop is still there and is not copied again."""
-    host = env["host"]
-    host.ssh(f"systemctl stop airgap-registry.service; rm -rf {STORAGE}/docker; systemctl start airgap-registry.service")
-    count_links = f"find {STORAGE}/docker/registry/v2/repositories -path '*_manifests/tags/*/current/link' 2>/dev/null | wc -l"
+    host = env.host
+    host.ssh(f"systemctl stop {UNIT}; rm -rf {STORAGE}/docker; systemctl start {UNIT}")
+    tag_links = f"{STORAGE}/docker/registry/v2/repositories -path '*_manifests/tags/*/current/link'"
+    count_links = f"find {tag_links} 2>/dev/null | wc -l"
     watched: dict[str, str] = {}
     done = threading.Event()
 
@@ -205,13 +208,11 @@ def test_registry_stopped_mid_fill_then_reapplied_loses_nothing(env):
 
     watcher = threading.Thread(target=stop_registry_mid_fill)
     watcher.start()
-    executor = Executor(local_dir=env["work"])
     try:
-        interrupted = run_program(env["config"], executor=executor)
+        interrupted, _ = apply(env.config, env.work)
     finally:
         done.set()
         watcher.join(timeout=150)
-        executor.close()
     assert "survivors" in watched, "the fill finished before the registry could be stopped"
     assert interrupted.error is not None, "the fill cannot succeed with the registry stopped"
     # What a kill (not a stop: the registry drains on SIGTERM) can leave: an empty layer link, tag
@@ -228,19 +229,17 @@ def test_registry_stopped_mid_fill_then_reapplied_loses_nothing(env):
         check=True).stdout.split()
     assert len(broken) == 3 and broken[2].endswith("/data"), broken
 
-    executor = Executor(local_dir=env["work"])
-    try:
-        again = run_program(env["config"], executor=executor)
-    finally:
-        executor.close()
+    again, executor = apply(env.config, env.work)
     if again.error is not None:
         fill = next((entry for entry in executor.log if entry.name == "registry-fill"), None)
         failures = [line for line in (fill.stderr if fill else "").splitlines() if "fail" in line.lower()]
         empty = host.ssh(f"find {STORAGE}/docker -type f -size -72c ! -size 71c -printf '%s %p\\n' | head -n 20").stdout
         raise AssertionError(f"{again.error}\n{failures}\nshort files:\n{empty}\nregistry log:\n{registry_log(env)}")
-    assert again.exports["imageLock"] == env["first"].exports["imageLock"]
+    assert again.exports["imageLock"] == env.first.exports["imageLock"]
     fill = next(entry for entry in executor.log if entry.name == "registry-fill")
-    present = int(re.search(r"(\d+) of \d+ images already present", fill.stderr).group(1))
+    counted = re.search(r"(\d+) of \d+ images already present", fill.stderr)
+    assert counted, fill.stderr
+    present = int(counted.group(1))
     assert present >= int(watched["survivors"]) - 2 >= 1, "images stored before the stop were copied again"
     log = host.ssh("grep -h 'repair-storage:' /var/log/journal/airgap-registry.service.log || true").stdout
     assert f"repair-storage: {broken[0]}: empty, removed" in log, log
@@ -252,20 +251,16 @@ def test_registry_stopped_mid_fill_then_reapplied_loses_nothing(env):
 
 
 @pytest.mark.parametrize("runner", ["host", "admin"])
-def test_fill_from_an_oci_layout_carried_across_the_gap(env, runner):
+def test_fill_from_an_oci_layout_carried_across_the_gap(env: Env, runner: str) -> None:
     """The images arrive as an OCI layout on the admin machine: copied to the registry host and
     filled there, or pushed from the admin machine; either way the digests are the source's."""
-    host = env["host"]
+    host = env.host
     host.ssh(f"systemctl stop airgap-registry.service; rm -rf {STORAGE}/docker")
-    config = copy.deepcopy(env["config"])
+    config = copy.deepcopy(env.config)
     registry = config.values["airgap-infra:registry"]
-    registry["fill"] = {**registry["fill"], "ociLayout": str(env["upstream"].catalog.layout), "runner": runner,
+    registry["fill"] = {**registry["fill"], "ociLayout": str(env.upstream.catalog.layout), "runner": runner,
                         "lockFile": f"out/sandbox/lock-{runner}.json"}
-    executor = Executor(local_dir=env["work"])
-    try:
-        run = run_program(config, executor=executor)
-    finally:
-        executor.close()
+    run, executor = apply(config, env.work)
     assert run.error is None, run.error
     kinds = {entry.name: entry.kind for entry in executor.log}
     fill_record = run.named("registry-fill")
@@ -278,27 +273,25 @@ def test_fill_from_an_oci_layout_carried_across_the_gap(env, runner):
     fill = next(entry for entry in executor.log if entry.name == "registry-fill")
     assert "0 of" in fill.stderr, "the registry was empty: everything came from the layout"
     assert "127.0.0.2" not in json.dumps(fill.stderr)
-    assert run.exports["imageLock"] == env["first"].exports["imageLock"]
+    assert run.exports["imageLock"] == env.first.exports["imageLock"]
     test_every_image_has_its_source_digest_over_tls_with_auth(env)
 
 
-def test_no_step_output_holds_a_secret(env):
-    secrets = env["config"].values["airgap-infra:secrets"]
-    for entry in env["executor"].log:
+def test_no_step_output_holds_a_secret(env: Env) -> None:
+    secrets = env.config.values["airgap-infra:secrets"]
+    for entry in env.executor.log:
         for value in secrets.values():
             for line in value.splitlines():
                 if len(line) > 8:
                     assert line not in entry.stdout and line not in entry.stderr, entry.name
 
 
-def test_trivy_databases_are_in_the_registry_as_oci_artifacts(env):
+def test_trivy_databases_are_in_the_registry_as_oci_artifacts(env: Env) -> None:
     """Carried across as an OCI layout; in the registry with Trivy's media types, digests kept."""
-    from sandbox import trivy_artifacts
-
     certs, auth = client_files(env)
     layout = json.loads((PROJECT_DIR / "sandbox/data/trivy-layout/index.json").read_text())
     expected = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in layout["manifests"]}
-    lock = {e["source"]: e for e in env["first"].exports["imageLock"]}
+    lock = {e["source"]: e for e in env.first.exports["imageLock"]}
     layer_types = {trivy_artifacts.DB_REF: trivy_artifacts.DB_LAYER_TYPE,
                    trivy_artifacts.JAVA_DB_REF: trivy_artifacts.JAVA_DB_LAYER_TYPE}
     for ref, digest in expected.items():

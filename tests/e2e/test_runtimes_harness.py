@@ -15,13 +15,14 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.harness.netns import NetNamespace
 from sandbox.oci_images import Catalog, generate
+from tests.harness.netns import NetNamespace
 from tests.harness.runtimes import Containerd, Dockerd, NamespacedRegistry
 
 TOOLS = ("ip", "dockerd", "docker", "containerd", "ctr", "skopeo", "docker-registry")
@@ -60,7 +61,7 @@ MACHINE_PATHS = ("/run/docker", "/run/containerd", "/opt/containerd", "/var/lib/
                  "/var/lib/containerd", "/etc/docker", "/etc/containerd", "/run/netns", "/etc/netns")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Env:
     ns: NetNamespace
     catalog: Catalog
@@ -88,28 +89,19 @@ def machine_state() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory):
+def env(work: Path) -> Iterator[Env]:
     before = machine_state()
-    catalog = generate(tmp_path_factory.mktemp("runtimes") / "layout", "test")
-    ns = NetNamespace("runtimes").open()
-    daemons: list = []
-    try:
-        registry = NamespacedRegistry(ns, catalog)
-        daemons.append(registry)
-        registry.start()
-        dockerd = Dockerd(ns)
-        daemons.append(dockerd)
-        dockerd.start(json.dumps(DAEMON_JSON, indent=2) + "\n")
-        containerd = Containerd(ns)
-        daemons.append(containerd)
-        containerd.start(CONTAINERD_CONFIG)
-        ns.pids()  # remember every process inside (dockerd's containerd too) for leftovers()
-        yield Env(ns, catalog, registry, dockerd, containerd)
-    finally:
-        for daemon in reversed(daemons):
-            daemon.close()
-        ns.close()
-    state_dirs = [str(d.state_dir) for d in daemons]
+    catalog = generate(work / "layout", "test")
+    with NetNamespace("runtimes") as ns:
+        with contextlib.ExitStack() as services:  # closed (newest first) before the namespace is
+            registry = services.enter_context(NamespacedRegistry(ns, catalog))
+            dockerd = services.enter_context(contextlib.closing(Dockerd(ns)))
+            dockerd.start(json.dumps(DAEMON_JSON, indent=2) + "\n")
+            containerd = services.enter_context(contextlib.closing(Containerd(ns)))
+            containerd.start(CONTAINERD_CONFIG)
+            ns.pids()  # remember every process inside (dockerd's containerd too) for leftovers()
+            yield Env(ns, catalog, registry, dockerd, containerd)
+    state_dirs = [str(service.state_dir) for service in (registry, dockerd, containerd)]
     assert ns.leftovers() == []
     assert [d for d in state_dirs if Path(d).exists()] == []
     with open("/proc/self/mountinfo") as mountinfo:
@@ -118,7 +110,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
 
 
 @contextlib.contextmanager
-def docker_trusts(dockerd: Dockerd, registry: NamespacedRegistry):
+def docker_trusts(dockerd: Dockerd, registry: NamespacedRegistry) -> Iterator[None]:
     """/etc/docker/certs.d/<host:port>/ca.crt for the registry, removed afterwards."""
     directory = dockerd.certs_dir / registry.endpoint
     directory.mkdir(parents=True)
@@ -143,7 +135,7 @@ def write_hosts_toml(env: Env, hosts_dir: Path, upstream: str, *, ca: str | None
 
 
 @pytest.fixture
-def hosts_dir(env: Env):
+def hosts_dir(env: Env) -> Iterator[Path]:
     """The node's layout, /etc/containerd/certs.d, with the CA next to the hosts files."""
     hosts_dir = env.containerd.hosts_dir
     ca_file = hosts_dir / env.registry.endpoint / "ca.crt"

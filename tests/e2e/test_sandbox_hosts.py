@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime
 import io
 import ipaddress
-import os
 import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import paramiko
 import pytest
@@ -26,19 +28,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from sandbox import keys
-from sandbox.hosts import (
+from sandbox.base_chroot import (
     BASE_PACKAGES,
     AptSource,
-    Sandbox,
     SandboxError,
-    SandboxHost,
     base_path,
     debootstrap_mirror,
     ensure_base,
-    leftovers,
     machine_debian_sources,
-    sshd_answers,
 )
+from sandbox.hosts import Sandbox, SandboxHost, leftovers, sshd_answers
 
 ALPHA = ("alpha", "127.0.0.11")
 BETA = ("beta", "127.0.0.12")
@@ -61,8 +60,10 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _certificate(subject, issuer, public_key, signer, *, ca: bool, san=None) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
+def _certificate(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
+                 signer: ec.EllipticCurvePrivateKey, *, ca: bool,
+                 san: list[x509.GeneralName] | None = None) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -86,13 +87,22 @@ class _Hello(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args) -> None:
+    def log_message(self, *args: object) -> None:
         pass
 
 
+@dataclass(frozen=True)
+class TlsServer:
+    """An HTTPS server whose certificate a private CA signed."""
+
+    endpoint: str
+    """`host:port`."""
+    ca_pem: str
+
+
 @pytest.fixture(scope="module")
-def tls_server(tmp_path_factory):
-    """An HTTPS server on TLS_ADDRESS whose certificate a private CA signed: (endpoint, CA PEM)."""
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
+    """An HTTPS server on TLS_ADDRESS that no host trusts unless given the CA."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _certificate(_name("sandbox test CA"), _name("sandbox test CA"), ca_key.public_key(), ca_key, ca=True)
     leaf_key = ec.generate_private_key(ec.SECP256R1())
@@ -109,31 +119,21 @@ def tls_server(tmp_path_factory):
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"{TLS_ADDRESS}:{server.server_address[1]}", ca.public_bytes(serialization.Encoding.PEM).decode()
+    yield TlsServer(f"{TLS_ADDRESS}:{server.server_address[1]}", ca.public_bytes(serialization.Encoding.PEM).decode())
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
-def sandbox(tls_server):
-    if os.geteuid() != 0:
-        pytest.skip("sandbox hosts need root (namespaces, mounts)")
-    endpoint, ca_pem = tls_server
-    with Sandbox() as sandbox:
-        sandbox.up(*ALPHA)
-        sandbox.up(*BETA, trust={endpoint: ca_pem})
-        yield sandbox
+def alpha(sandbox: Sandbox) -> SandboxHost:
+    return sandbox.up(*ALPHA)
 
 
 @pytest.fixture(scope="module")
-def alpha(sandbox) -> SandboxHost:
-    return next(host for host in sandbox.hosts() if host.name == ALPHA[0])
-
-
-@pytest.fixture(scope="module")
-def beta(sandbox) -> SandboxHost:
-    return next(host for host in sandbox.hosts() if host.name == BETA[0])
+def beta(sandbox: Sandbox, tls_server: TlsServer) -> SandboxHost:
+    """Trusts the TLS server's CA; alpha does not."""
+    return sandbox.up(*BETA, trust={tls_server.endpoint: tls_server.ca_pem})
 
 
 def _paramiko_client() -> paramiko.SSHClient:
@@ -176,7 +176,7 @@ Components: main
 """
 
 
-def test_the_base_mirror_is_read_from_the_machines_apt_sources(tmp_path):
+def test_the_base_mirror_is_read_from_the_machines_apt_sources(tmp_path: Path) -> None:
     (tmp_path / "sources.list.d").mkdir()
     (tmp_path / "sources.list.d/debian.sources").write_text(DEBIAN_SOURCES)
     (tmp_path / "sources.list").write_text(
@@ -192,36 +192,36 @@ def test_the_base_mirror_is_read_from_the_machines_apt_sources(tmp_path):
     assert debootstrap_mirror(machine_debian_sources(tmp_path)) == "http://mirror.example/debian"
 
 
-def test_no_mirror_is_guessed(tmp_path):
+def test_no_mirror_is_guessed(tmp_path: Path) -> None:
     (tmp_path / "sources.list.d").mkdir()
     (tmp_path / "sources.list").write_text("deb http://mirror.example/debian trixie main\n")
     with pytest.raises(SandboxError, match="no `deb` entry for bookworm"):
         machine_debian_sources(tmp_path)
 
 
-def test_the_base_is_named_by_its_recipe(monkeypatch):
+def test_the_base_is_named_by_its_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
     sources = [AptSource("http://mirror.example/debian", ("bookworm",), ("main",))]
     named = base_path(sources)
     assert base_path(list(sources)) == named
-    monkeypatch.setattr("sandbox.hosts.BASE_PACKAGES", (*BASE_PACKAGES, "tree"))
+    monkeypatch.setattr("sandbox.base_chroot.BASE_PACKAGES", (*BASE_PACKAGES, "tree"))
     assert base_path(sources) != named
 
 
 @pytest.mark.e2e
-def test_each_host_has_its_own_name(alpha, beta):
+def test_each_host_has_its_own_name(alpha: SandboxHost, beta: SandboxHost) -> None:
     for host in (alpha, beta):
         assert host.ssh("hostname; cat /etc/hostname").stdout.split() == [host.name, host.name]
 
 
 @pytest.mark.e2e
-def test_known_hosts_pins_exactly_the_hosts_keys(sandbox, alpha, beta):
+def test_known_hosts_pins_exactly_the_hosts_keys(sandbox: Sandbox, alpha: SandboxHost, beta: SandboxHost) -> None:
     lines = set(sandbox.known_hosts.read_text().splitlines())
     assert lines == {f"{alpha.address} {alpha.host_key}", f"{beta.address} {beta.host_key}"}
     assert alpha.host_key == keys.openssh_public(keys.host_key(alpha.address))
 
 
 @pytest.mark.e2e
-def test_a_wrong_pinned_host_key_is_refused(alpha, beta, tmp_path):
+def test_a_wrong_pinned_host_key_is_refused(alpha: SandboxHost, beta: SandboxHost, tmp_path: Path) -> None:
     wrong = tmp_path / "known_hosts"
     wrong.write_text(f"{alpha.address} {beta.host_key}\n")
     result = subprocess.run(alpha.ssh_argv("true", known_hosts=wrong), capture_output=True, text=True,
@@ -231,7 +231,8 @@ def test_a_wrong_pinned_host_key_is_refused(alpha, beta, tmp_path):
 
 
 @pytest.mark.e2e
-def test_paramiko_reaches_a_host_through_another_as_bastion(sandbox, alpha, beta):
+def test_paramiko_reaches_a_host_through_another_as_bastion(sandbox: Sandbox, alpha: SandboxHost,
+                                                           beta: SandboxHost) -> None:
     with _paramiko_client() as bastion, _paramiko_client() as target:
         bastion.load_host_keys(str(sandbox.known_hosts))
         bastion.connect(alpha.address, username="root", pkey=_client_pkey(), timeout=10,
@@ -246,7 +247,7 @@ def test_paramiko_reaches_a_host_through_another_as_bastion(sandbox, alpha, beta
 
 
 @pytest.mark.e2e
-def test_an_enabled_unit_keeps_serving_after_the_session(alpha, beta):
+def test_an_enabled_unit_keeps_serving_after_the_session(alpha: SandboxHost, beta: SandboxHost) -> None:
     for host in (alpha, beta):
         host.ssh("mkdir -p /srv/www && hostname > /srv/www/index.html")
         host.ssh("cat > /etc/systemd/system/web.service",
@@ -260,7 +261,7 @@ def test_an_enabled_unit_keeps_serving_after_the_session(alpha, beta):
 
 
 @pytest.mark.e2e
-def test_hosts_have_separate_filesystems(sandbox, alpha, beta):
+def test_hosts_have_separate_filesystems(alpha: SandboxHost, beta: SandboxHost) -> None:
     alpha.ssh("echo only-here > /root/marker")
     assert beta.ssh("test -e /root/marker", check=False).returncode == 1
     # The machine sees each host's files under its root, and the shared base stays untouched.
@@ -270,7 +271,7 @@ def test_hosts_have_separate_filesystems(sandbox, alpha, beta):
 
 
 @pytest.mark.e2e
-def test_a_host_sees_only_its_own_processes(alpha):
+def test_a_host_sees_only_its_own_processes(alpha: SandboxHost) -> None:
     listing = alpha.ssh("ps -eo pid=,args=").stdout
     pids = {int(line.split(None, 1)[0]): line.split(None, 1)[1] for line in listing.splitlines()}
     assert "systemctl" in pids[1]
@@ -279,8 +280,8 @@ def test_a_host_sees_only_its_own_processes(alpha):
 
 
 @pytest.mark.e2e
-def test_trust_makes_the_private_ca_trusted(tls_server, alpha, beta):
-    endpoint, ca_pem = tls_server
+def test_trust_makes_the_private_ca_trusted(tls_server: TlsServer, alpha: SandboxHost, beta: SandboxHost) -> None:
+    endpoint, ca_pem = tls_server.endpoint, tls_server.ca_pem
     assert beta.ssh(f"curl -fsS --max-time 5 https://{endpoint}/").stdout == "hello over tls\n"
     for certs_d in ("/etc/containers/certs.d", "/etc/docker/certs.d"):
         assert beta.ssh(f"cat {certs_d}/{endpoint}/ca.crt").stdout == ca_pem
@@ -289,7 +290,7 @@ def test_trust_makes_the_private_ca_trusted(tls_server, alpha, beta):
 
 
 @pytest.mark.e2e
-def test_teardown_leaves_nothing_behind(sandbox, alpha, beta):
+def test_teardown_leaves_nothing_behind(sandbox: Sandbox, alpha: SandboxHost, beta: SandboxHost) -> None:
     sandbox.close()
     assert sandbox.hosts() == []
     assert leftovers() == []

@@ -11,15 +11,16 @@ import hashlib
 import json
 import shutil
 import socket
-import ssl
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from sandbox.oci_images import INDEX_MEDIA_TYPE, Catalog, generate
-from sandbox.upstream import UpstreamRegistry, port_is_free
+from sandbox.process import port_is_free
+from sandbox.upstream import UpstreamRegistry
 
 HAVE_REGISTRY_TOOLS = bool(shutil.which("docker-registry") and shutil.which("skopeo"))
 needs_registry_tools = pytest.mark.skipif(
@@ -37,7 +38,7 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
 
 
 @pytest.fixture(scope="module")
-def upstream(catalog: Catalog, tmp_path_factory: pytest.TempPathFactory):
+def upstream(catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpstreamRegistry]:
     if not HAVE_REGISTRY_TOOLS:
         pytest.skip("needs Debian's docker-registry and skopeo")
     with UpstreamRegistry(catalog, state_dir=tmp_path_factory.mktemp("registry")) as registry:
@@ -154,7 +155,7 @@ def test_every_image_is_served_with_its_catalog_digest(upstream: UpstreamRegistr
             expected[pinned] = manifest.manifest.digest
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        served = dict(zip(expected, pool.map(lambda ref: served_digest(upstream, ref), expected)))
+        served = dict(zip(expected, pool.map(lambda ref: served_digest(upstream, ref), expected), strict=True))
 
     assert served == expected
 
@@ -179,6 +180,7 @@ def test_a_second_start_comes_from_the_cache_and_stop_frees_the_port(
 
     with second:
         pid = second.pid
+        assert pid is not None
         assert second.started_from_cache
         assert served_digest(second, alpine.ref) == alpine.digest
 

@@ -17,21 +17,14 @@ import subprocess
 import time
 import urllib.request
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sandbox.upstream import port_is_free
-from sandbox.upstream_repos import (
-    COMPONENT,
-    RPM_KEY_FILE_NAME,
-    SUITE,
-    UpstreamRepos,
-    cached_repos,
-    missing_tools,
-    packages_at,
-    write_repos,
-)
+from sandbox.process import children, port_is_free
+from sandbox.upstream_repo_trees import COMPONENT, RPM_KEY_FILE_NAME, SUITE, cached_repos, packages_at, write_repos
+from sandbox.upstream_repos import UpstreamRepos, missing_tools
 
 CLIENT_TOOLS = ("gpgv", "aptly", "dnf", "rpm")
 REPOSYNC_PLUGIN = Path("/usr/lib/python3/dist-packages/dnf-plugins/reposync.py")
@@ -54,7 +47,7 @@ RPM_NS = {"common": "http://linux.duke.edu/metadata/common",
 
 
 @pytest.fixture(scope="module")
-def repos(tmp_path_factory: pytest.TempPathFactory):
+def repos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpstreamRepos]:
     with UpstreamRepos(tls=True, state_dir=tmp_path_factory.mktemp("upstream-repos")) as served:
         yield served
 
@@ -96,29 +89,36 @@ def debian_packages(packages_text: str) -> set[tuple[str, str]]:
     return found
 
 
+def xml_value(element: ElementTree.Element, path: str, attribute: str | None = None) -> str:
+    """The text (or `attribute`) of the element at `path` below `element`, which must be there."""
+    found = element.find(path, RPM_NS)
+    value = None if found is None else found.text if attribute is None else found.get(attribute)
+    assert value is not None, f"{element.tag}: no {path} {attribute or 'text'}"
+    return value
+
+
 def primary_packages(primary_xml: bytes) -> set[tuple[str, str]]:
     root = ElementTree.fromstring(primary_xml)
-    return {(package.findtext("common:name", namespaces=RPM_NS),
-             package.find("common:version", RPM_NS).get("ver"))
+    return {(xml_value(package, "common:name"), xml_value(package, "common:version", "ver"))
             for package in root.findall("common:package", RPM_NS)}
+
+
+def primary_location(repomd: ElementTree.Element) -> str:
+    """Where repomd.xml says the primary metadata is, relative to the repository."""
+    for data in repomd.findall("repo:data", RPM_NS):
+        if data.get("type") == "primary":
+            return xml_value(data, "repo:location", "href")
+    raise AssertionError("repomd.xml names no primary metadata")
 
 
 def primary_xml_of(rpm_root: Path) -> bytes:
     repomd = ElementTree.parse(rpm_root / "repodata" / "repomd.xml").getroot()
-    for data in repomd.findall("repo:data", RPM_NS):
-        if data.get("type") == "primary":
-            location = data.find("repo:location", RPM_NS).get("href")
-            return gzip.decompress((rpm_root / location).read_bytes())
-    raise AssertionError(f"{rpm_root}: repomd.xml names no primary metadata")
+    return gzip.decompress((rpm_root / primary_location(repomd)).read_bytes())
 
 
 def served_primary_xml(repos: UpstreamRepos) -> bytes:
     repomd = ElementTree.fromstring(fetch(f"{repos.rpm_url}/repodata/repomd.xml"))
-    for data in repomd.findall("repo:data", RPM_NS):
-        if data.get("type") == "primary":
-            location = data.find("repo:location", RPM_NS).get("href")
-            return gzip.decompress(fetch(f"{repos.rpm_url}/{location}"))
-    raise AssertionError("served repomd.xml names no primary metadata")
+    return gzip.decompress(fetch(f"{repos.rpm_url}/{primary_location(repomd)}"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,8 +418,8 @@ def test_stop_ends_nginx_by_pid(tmp_path: Path) -> None:
     served = UpstreamRepos(address=SECOND_ADDRESS, port=SECOND_PORT, state_dir=tmp_path)
     with served:
         pid = served.pid
-        workers = [int(child) for child in
-                   Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        assert pid is not None
+        workers = children(pid)
         assert workers, "nginx started no worker"
         assert fetch(f"{served.debian_url}/dists/{SUITE}/Release").startswith(b"Architectures:")
     for process in (pid, *workers):

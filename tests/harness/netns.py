@@ -6,7 +6,7 @@ another address. `NetNamespace` makes one that no packet can leave: a veth pair 
 both stay inside (no host-side end, no route out), `lo` up, and the address on one end.
 
     with NetNamespace("runtimes") as ns:
-        registry = ns.popen(["docker-registry", "serve", config])
+        registry = ns.popen(["docker-registry", "serve", config])   # a ManagedProcess's `spawn`
         ns.run(["skopeo", "inspect", "docker://registry.airgap.test:5443/…"])
 
 Everything runs through `ip netns exec`, which also bind-mounts each entry of
@@ -16,7 +16,8 @@ names resolve inside and a name that is not in `hosts` fails at once instead of 
 machine's resolver; tests put more under `etc_dir` (e.g. `docker/`, which becomes `/etc/docker`).
 
 Namespaces are named `airgap-<name>-<owner pid>-<n>`. Ones left by a run that crashed (owner
-gone, no process inside) are removed when the next one is made.
+gone, no process inside) are removed when the next one is made. `close()` stops every process
+still inside by PID (those started here first), then deletes the namespace.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
+
+from sandbox.process import Pid, ProcessError
 
 PREFIX = "airgap-"
 RUN_NETNS = Path("/run/netns")
@@ -71,21 +72,6 @@ def _ip(*args: str) -> None:
         raise NetNamespaceError(f"ip {' '.join(args)}: {result.stderr.strip()}")
 
 
-def process_start_time(pid: int) -> int | None:
-    """Start time in clock ticks (field 22 of /proc/PID/stat): tells a PID's reuse apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    return None if fields[0] == "Z" else int(fields[19])
-
-
-def is_alive(pid: int, start_time: int | None) -> bool:
-    """True while the process recorded as (pid, start_time) runs (a zombie does not count)."""
-    return start_time is not None and process_start_time(pid) == start_time
-
-
 def _pids_in(netns_file: Path) -> list[int]:
     """PIDs whose network namespace is the one bound at `netns_file` (as `ip netns pids`)."""
     try:
@@ -101,32 +87,6 @@ def _pids_in(netns_file: Path) -> list[int]:
             if (own.st_dev, own.st_ino) == (target.st_dev, target.st_ino):
                 found.append(int(entry.name))
     return found
-
-
-def stop_pid(pid: int, start_time: int | None, timeout: float = STOP_TIMEOUT_S) -> None:
-    """TERM, a bounded wait, then KILL; for processes that are not this process's children."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if not is_alive(pid, start_time):
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and is_alive(pid, start_time):
-            time.sleep(0.05)
-    if is_alive(pid, start_time):
-        raise NetNamespaceError(f"pid {pid} still alive after SIGKILL")
-
-
-def stop_process(process: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> None:
-    """Stop a child by its PID: TERM, a bounded wait, then KILL."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout)
 
 
 def remove_stale() -> list[str]:
@@ -202,13 +162,14 @@ class NetNamespace:
         if self.interface.ip.is_loopback:
             raise ValueError(f"{address}: the point of a namespace here is a non-loopback address")
         self.hosts = dict(DEFAULT_HOSTS if hosts is None else hosts)
-        for name, host_address in self.hosts.items():
+        for host_address in self.hosts.values():
             ipaddress.ip_address(host_address)  # fail on a typo here, not in a resolver
         self.name = f"{PREFIX}{name}-{os.getpid()}-{next(_sequence)}"
         self.etc_dir = ETC_NETNS / self.name
         """Each entry here is bind-mounted over /etc/<entry> for commands run inside."""
-        self._processes: list[subprocess.Popen] = []
-        self._seen: dict[int, int | None] = {}  # pid -> start time, for leftovers()
+        self._popens: list[subprocess.Popen] = []
+        self._started: list[Pid] = []
+        self._seen: set[Pid] = set()  # every process seen inside, for leftovers()
         self._open = False
 
     @property
@@ -242,18 +203,15 @@ class NetNamespace:
         if not self._open:
             return
         errors = []
-        for process in reversed(self._processes):
+        # What was started here first, newest first; then what those started that is still
+        # inside (e.g. the containerd dockerd runs).
+        for process in [*reversed(self._started), *self._inside()]:
             try:
-                stop_process(process)
-            except (OSError, subprocess.SubprocessError) as error:
-                errors.append(f"pid {process.pid}: {error}")
-        # What is left was started by a tracked process (e.g. the containerd dockerd runs).
-        for pid in _pids_in(RUN_NETNS / self.name):
-            self._seen.setdefault(pid, process_start_time(pid))
-            try:
-                stop_pid(pid, self._seen[pid])
-            except NetNamespaceError as error:
+                process.stop(grace=STOP_TIMEOUT_S)
+            except ProcessError as error:
                 errors.append(str(error))
+        for popen in self._popens:
+            popen.poll()  # reap what ended
         if (RUN_NETNS / self.name).exists():
             try:
                 _ip("netns", "delete", self.name)
@@ -314,21 +272,23 @@ class NetNamespace:
 
     def popen(self, argv: list[str], *, cgroups: bool = False, scratch: tuple[str, ...] = (),
               **kwargs) -> subprocess.Popen:
-        """A long-running process inside, stopped (TERM, then KILL) by `close()` or `stop()`."""
+        """A long-running process inside; `close()` stops it (TERM, then KILL) if it still runs."""
         kwargs.setdefault("stdin", subprocess.DEVNULL)
-        process = subprocess.Popen(self.command(argv, cgroups=cgroups, scratch=scratch), **kwargs)
-        self._processes.append(process)
-        self._seen[process.pid] = process_start_time(process.pid)
-        return process
-
-    def stop(self, process: subprocess.Popen) -> None:
-        stop_process(process)
+        popen = subprocess.Popen(self.command(argv, cgroups=cgroups, scratch=scratch), **kwargs)
+        self._popens.append(popen)
+        process = Pid.of(popen.pid)  # not reaped yet, so it is in /proc
+        if process is not None:
+            self._started.append(process)
+            self._seen.add(process)
+        return popen
 
     def pids(self) -> list[int]:
         """Every process now inside, whoever started it."""
-        found = _pids_in(RUN_NETNS / self.name)
-        for pid in found:
-            self._seen.setdefault(pid, process_start_time(pid))
+        return [process.pid for process in self._inside()]
+
+    def _inside(self) -> list[Pid]:
+        found = [process for process in map(Pid.of, _pids_in(RUN_NETNS / self.name)) if process]
+        self._seen.update(found)
         return found
 
     def leftovers(self) -> list[str]:
@@ -338,7 +298,7 @@ class NetNamespace:
             found.append(f"namespace {self.name}")
         if self.etc_dir.exists():
             found.append(f"directory {self.etc_dir}")
-        found += [f"pid {pid}" for pid, start in self._seen.items() if is_alive(pid, start)]
+        found += [f"pid {process.pid}" for process in sorted(self._seen, key=lambda p: p.pid) if process.alive()]
         with open("/proc/self/mountinfo") as mountinfo:
             found += [f"mount {line.split()[4]}" for line in mountinfo if self.name in line]
         return found

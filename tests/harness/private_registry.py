@@ -14,17 +14,15 @@ import collections
 import json
 import os
 import re
-import shutil
 import ssl
-import subprocess
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from components.render import htpasswd, registry as render
+from components.render import htpasswd
+from components.render import registry as render
 from offline import tls_emulation
+from sandbox.process import ManagedProcess, http_status
+
+READY_TIMEOUT_S = 15.0
 
 _UPLOAD = re.compile(r'"PUT /v2/[^ ]*/blobs/uploads/[^ ?]*\?[^ ]*digest=(sha256(?:%3A|:)[0-9a-f]{64})')
 _MOUNT = re.compile(r'"POST /v2/[^ ]*/blobs/uploads/\?[^ ]*mount=(sha256(?:%3A|:)[0-9a-f]{64})[^ ]* HTTP/1\.1" 201')
@@ -46,16 +44,20 @@ def issue_certificate(seed: str, address: str) -> tuple[str, str, str]:
     return ca, cert, key
 
 
-class PrivateRegistry:
+class PrivateRegistry(ManagedProcess):
+    """Docker Distribution on `address:port` with htpasswd auth and TLS, as a registry host runs it."""
+
     def __init__(self, address: str = "127.0.0.3", port: int = 5443, *, user: str = "airgap",
-                 password: str = "fill 'pa$$' \"word\"", state_dir: Path | None = None):
+                 password: str = "fill 'pa$$' \"word\"", state_dir: Path | None = None) -> None:
+        super().__init__()
         self.address, self.port, self.user, self.password = address, port, user, password
-        self._owns_state = state_dir is None
-        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="airgap-private-"))
+        self.state_dir = self._use_state_dir(state_dir, "airgap-private-")
         self.storage = self.state_dir / "storage"
         self.log_file = self.state_dir / "registry.log"
         self.cert_dir = self.state_dir / "certs"
-        self._process: subprocess.Popen | None = None
+
+    def __str__(self) -> str:
+        return f"private registry on {self.endpoint}"
 
     @property
     def endpoint(self) -> str:
@@ -68,7 +70,7 @@ class PrivateRegistry:
         path.chmod(0o600)
         return path
 
-    def start(self) -> "PrivateRegistry":
+    def _start(self) -> None:
         ca, cert, key = issue_certificate(f"private-{self.endpoint}", self.address)
         self.cert_dir.mkdir(parents=True, exist_ok=True)
         (self.cert_dir / "ca.crt").write_text(ca)
@@ -79,46 +81,13 @@ class PrivateRegistry:
         (self.state_dir / "config.yml").write_text(render.registry_config(
             listen=self.endpoint, storage=str(self.storage), cert=str(self.state_dir / "server.crt"),
             key=str(self.state_dir / "server.key"), htpasswd=str(self.state_dir / "htpasswd")))
-        with open(self.log_file, "ab") as log:
-            self._process = subprocess.Popen(
-                ["docker-registry", "serve", str(self.state_dir / "config.yml")],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        # A minimal environment: REGISTRY_* variables would override the config file.
+        self._launch(["docker-registry", "serve", str(self.state_dir / "config.yml")], output=self.log_file,
+                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
         context = ssl.create_default_context(cafile=str(self.cert_dir / "ca.crt"))
-        for _ in range(150):
-            if self._process.poll() is not None:
-                raise RuntimeError(f"private registry exited:\n{self.log_file.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"https://{self.endpoint}/v2/", context=context, timeout=1)
-            except urllib.error.HTTPError as error:
-                if error.code == 401:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"private registry on {self.endpoint} not ready:\n{self.log_file.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-
-    def close(self) -> None:
-        self.stop()
-        if self._owns_state:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
-
-    def __enter__(self) -> "PrivateRegistry":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        # Ready once it asks for credentials, over TLS it verifies: it serves nobody anonymously.
+        self._wait_ready(lambda: http_status(self.address, self.port, "/v2/", context=context) == 401,
+                         READY_TIMEOUT_S)
 
     def blob_transfers(self) -> tuple[collections.Counter, collections.Counter]:
         """(uploads per blob digest, cross-repository mounts per blob digest) from the access log."""

@@ -30,19 +30,18 @@ bind needs `/etc/docker` and `/etc/containerd` to exist on the machine (the pack
         (docker.certs_dir / registry.endpoint / "ca.crt").write_text(registry.ca_pem)
         assert docker.pull(registry.served_ref("docker.io/library/alpine:3.19")).returncode == 0
 
-Each object starts once; `close()` (or leaving the `with`) stops it by PID and removes its state.
+Each is a `ManagedProcess`: it starts once; `close()` (or leaving the `with`) stops it by PID,
+with any child it left (dockerd's own containerd), and removes its state.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,8 +50,9 @@ import yaml
 
 from components.render import registry as render_registry
 from offline import tls_emulation
-from tests.harness.netns import NetNamespace, process_start_time, stop_pid
 from sandbox.oci_images import Catalog
+from sandbox.process import ManagedProcess, ProcessError
+from tests.harness.netns import NetNamespace
 
 REGISTRY_HOST = "registry.airgap.test"
 REGISTRY_PORT = 5443
@@ -70,27 +70,8 @@ CTR_NAMESPACE = "airgap"
 PLATFORM = "linux/amd64"
 
 
-class RuntimeHarnessError(RuntimeError):
+class RuntimeHarnessError(ProcessError):
     pass
-
-
-def _wait(ready, what: str, process: subprocess.Popen, log: Path, timeout: float = READY_TIMEOUT_S) -> None:
-    """Poll `ready()` until true; fail early if `process` exits, and at `timeout` in any case."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeHarnessError(f"{what} exited with {process.returncode}\n{_tail(log)}")
-        if ready():
-            return
-        time.sleep(0.05)
-    raise RuntimeHarnessError(f"{what} not ready after {timeout:.0f} s\n{_tail(log)}")
-
-
-def _tail(log: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return f"({log}: no log)"
 
 
 def _machine_etc(entry: str) -> None:
@@ -143,21 +124,27 @@ print(urllib.request.urlopen(sys.argv[1], context=context, timeout=5).status)
 """
 
 
-class NamespacedRegistry:
-    """Docker Distribution on `<namespace address>:5443`, named `registry.airgap.test` inside."""
+class NamespacedRegistry(ManagedProcess):
+    """Docker Distribution on `<namespace address>:5443`, named `registry.airgap.test` inside.
+
+    `start()` serves and fills it; a start that fails stops what it started, and `close()`
+    removes the state.
+    """
 
     def __init__(self, ns: NetNamespace, catalog: Catalog, *, refs: tuple[str, ...] = DEFAULT_REFS,
                  host: str = REGISTRY_HOST, port: int = REGISTRY_PORT, state_dir: Path | None = None) -> None:
+        super().__init__()
         if ns.hosts.get(host) != ns.address:
             raise ValueError(f"{host}: the namespace must resolve it to its own address {ns.address}")
         self.ns, self.catalog, self.refs, self.host, self.port = ns, catalog, tuple(refs), host, port
-        self._owns_state = state_dir is None
-        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="airgap-nsregistry-"))
+        self.state_dir = self._use_state_dir(state_dir, "airgap-nsregistry-")
         self.cert_dir = self.state_dir / "certs"  # only ca.crt: skopeo's --cert-dir rejects more
         self.log_file = self.state_dir / "registry.log"
         self.digests: dict[str, str] = {}
         """Source reference → manifest digest, as pushed (equal to the catalog's)."""
-        self._process: subprocess.Popen | None = None
+
+    def __str__(self) -> str:
+        return f"registry in {self.ns.name}"
 
     @property
     def endpoint(self) -> str:
@@ -179,17 +166,6 @@ class NamespacedRegistry:
         """The containerd host for `upstream` (with `override_path = true`): `/v2/` and the prefix."""
         return f"https://{self.endpoint}/v2/{upstream}"
 
-    def start(self) -> NamespacedRegistry:
-        """Serve and fill; on failure, stop and clean up before raising."""
-        if self._process is not None:
-            raise RuntimeHarnessError(f"registry in {self.ns.name} already started")
-        try:
-            self._start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
     def _start(self) -> None:
         ca, cert, key = issue_registry_certificate(f"runtimes-{self.endpoint}", self.host, self.ns.address)
         self.cert_dir.mkdir(parents=True, exist_ok=True)
@@ -202,18 +178,16 @@ class NamespacedRegistry:
             cert=self.state_dir / "server.crt", key=self.state_dir / "server.key"))
         (self.state_dir / "policy.json").write_text('{"default": [{"type": "insecureAcceptAnything"}]}\n')
         (self.state_dir / "registries.conf").write_text("")
-        with open(self.log_file, "ab") as log:
-            # A minimal environment: REGISTRY_* variables would override the config file.
-            self._process = self.ns.popen(["docker-registry", "serve", str(config)], stdout=log,
-                                          stderr=subprocess.STDOUT,
-                                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-        _wait(lambda: self.ns.listening(self._process.pid, self.port), f"registry in {self.ns.name}",
-              self._process, self.log_file)
+        # A minimal environment: REGISTRY_* variables would override the config file.
+        self._launch(["docker-registry", "serve", str(config)], output=self.log_file,
+                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, spawn=self.ns.popen)
+        pid = self.pid
+        self._wait_ready(lambda: pid is not None and self.ns.listening(pid, self.port), READY_TIMEOUT_S)
         probe = self.ns.run([sys.executable, "-c", _PROBE, f"https://{self.endpoint}/v2/", str(self.ca_file)],
                             capture_output=True, text=True, timeout=15)
         if probe.returncode != 0 or probe.stdout.strip() != "200":
             raise RuntimeHarnessError(f"GET https://{self.endpoint}/v2/ inside {self.ns.name}: "
-                                      f"{probe.stdout}{probe.stderr}\n{_tail(self.log_file)}")
+                                      f"{probe.stdout}{probe.stderr}\n{self.log_tail()}")
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(self._copy_in, self.refs))  # list() re-raises the first failure
 
@@ -231,22 +205,9 @@ class NamespacedRegistry:
                                       f"{result.stderr.strip()}")
         self.digests[ref] = self.catalog.image(ref).digest
 
-    def close(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            self.ns.stop(process)
-        if self._owns_state:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
 
-    def __enter__(self) -> NamespacedRegistry:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class _Daemon:
-    """What dockerd and containerd have in common: a state dir, a process, a log, a stop."""
+class _Daemon(ManagedProcess):
+    """What dockerd and containerd have in common: a state dir, the namespace, the environment."""
 
     log_name = "daemon.log"
     # Fixed paths written whatever the flags say (dockerd: /run/docker/plugins; containerd's
@@ -255,55 +216,21 @@ class _Daemon:
     scratch = ("/run", "/opt")
 
     def __init__(self, ns: NetNamespace, state_dir: Path | None, prefix: str) -> None:
+        super().__init__()
         self.ns = ns
-        self._owns_state = state_dir is None
         # Short on purpose: unix socket paths below it must stay under 108 bytes.
-        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix=prefix))
+        self.state_dir = self._use_state_dir(state_dir, prefix)
         self.log_file = self.state_dir / self.log_name
-        self._process: subprocess.Popen | None = None
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+    def __str__(self) -> str:
+        return f"{type(self).__name__.lower()} in {self.ns.name}"
 
     def _env(self) -> dict[str, str]:
         return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": str(self.state_dir)}
 
-    def _start_guarded(self, start) -> None:
-        """Run `start()`; on failure, stop and clean up before raising."""
-        if self._process is not None:
-            raise RuntimeHarnessError(f"{type(self).__name__} in {self.ns.name} already started")
-        try:
-            start()
-        except BaseException:
-            self.close()
-            raise
-
-    def _launch(self, argv: list[str]) -> None:
-        with open(self.log_file, "ab") as log:
-            self._process = self.ns.popen(argv, cgroups=True, scratch=self.scratch, stdout=log,
-                                          stderr=subprocess.STDOUT, env=self._env())
-
-    def _stop_helpers(self) -> None:
-        """Stop processes inside that name this state dir (dockerd's own containerd), by PID."""
-        for pid in self.ns.pids():
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if str(self.state_dir) in cmdline:
-                stop_pid(pid, process_start_time(pid))
-
-    def close(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            self.ns.stop(process)
-            self._stop_helpers()
-        if self._owns_state:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def _launch_daemon(self, argv: list[str]) -> None:
+        self._launch(argv, output=self.log_file, env=self._env(),
+                     spawn=functools.partial(self.ns.popen, cgroups=True, scratch=self.scratch))
 
 
 class Dockerd(_Daemon):
@@ -320,33 +247,31 @@ class Dockerd(_Daemon):
         self.certs_dir = self.etc_dir / "certs.d"
         self.config_file = self.etc_dir / "daemon.json"
         self.socket = self.state_dir / "docker.sock"
+        self._daemon_json = "{}\n"
 
     def start(self, daemon_json: str = "{}\n") -> Dockerd:
         """Start with `daemon_json` as /etc/docker/daemon.json.
 
         It must not set what the flags below set (data-root, exec-root, pidfile, hosts,
         storage-driver, iptables, ip6tables, bridge): dockerd refuses a directive given both ways.
-        On failure everything is stopped and removed before the error is raised.
+        A start that fails stops what it started; `close()` removes the state.
         """
-        self._start_guarded(lambda: self._start(daemon_json))
-        return self
+        self._daemon_json = daemon_json
+        return super().start()
 
-    def _start(self, daemon_json: str) -> None:
+    def _start(self) -> None:
         _machine_etc("docker")
         self.certs_dir.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(daemon_json)
+        self.config_file.write_text(self._daemon_json)
         _check_bound(self.ns, self.config_file)
-        self._launch([
+        self._launch_daemon([
             "dockerd", "--config-file", self.ns.inside(self.config_file),
             "--data-root", str(self.state_dir / "data"), "--exec-root", str(self.state_dir / "exec"),
             "--pidfile", str(self.state_dir / "dockerd.pid"), "-H", f"unix://{self.socket}",
             # vfs: no overlay mounts; no iptables or bridge: the namespace has no way out anyway.
             "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
         ])
-        _wait(self._ping, f"dockerd in {self.ns.name}", self._process, self.log_file)
-
-    def __enter__(self) -> Dockerd:
-        return self.start()
+        self._wait_ready(self._ping, READY_TIMEOUT_S)
 
     def _ping(self) -> bool:
         if not self.socket.exists():
@@ -406,6 +331,7 @@ class Containerd(_Daemon):
         self.hosts_dir = self.etc_dir / "certs.d"
         self.config_file = self.etc_dir / "config.toml"
         self.socket = self.state_dir / "containerd.sock"
+        self._config: str | None = None
 
     def default_config(self) -> str:
         """A version 2 config with CRI and the snapshotters that probe the kernel off."""
@@ -428,26 +354,24 @@ disabled_plugins = [
         """Start with `config` (default: `default_config()`) as /etc/containerd/config.toml.
 
         Root, state and the socket are given as flags, which take precedence over the file.
-        On failure everything is stopped and removed before the error is raised.
+        A start that fails stops what it started; `close()` removes the state.
         """
-        self._start_guarded(lambda: self._start(self.default_config() if config is None else config))
-        return self
+        self._config = config
+        return super().start()
 
-    def _start(self, config: str) -> None:
+    def _start(self) -> None:
+        config = self.default_config() if self._config is None else self._config
         _check_containerd_config(config)
         _machine_etc("containerd")
         self.hosts_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(config)
         _check_bound(self.ns, self.config_file)
-        self._launch([
+        self._launch_daemon([
             "containerd", "--config", self.ns.inside(self.config_file), "--address", str(self.socket),
             "--root", str(self.state_dir / "root"), "--state", str(self.state_dir / "state"),
         ])
-        _wait(lambda: self.socket.exists() and self.ctr("version", timeout=5).returncode == 0,
-              f"containerd in {self.ns.name}", self._process, self.log_file)
-
-    def __enter__(self) -> Containerd:
-        return self.start()
+        self._wait_ready(lambda: self.socket.exists() and self.ctr("version", timeout=5).returncode == 0,
+                         READY_TIMEOUT_S)
 
     def ctr(self, *args: str, timeout: float = PULL_TIMEOUT_S) -> subprocess.CompletedProcess:
         """ctr against this containerd, inside the namespace (it does the registry traffic itself)."""
