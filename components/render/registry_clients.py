@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 
+from . import programs
 from .shell import put_file, q
 
 DOCKER_CERTS = "/etc/docker/certs.d"
@@ -45,44 +46,13 @@ def containerd_dropin() -> str:
     )
 
 
-_MERGE_DAEMON_JSON = r'''python3 - "$@" <<'PY'
-import json, os, sys
-path, registry, insecure = sys.argv[1], sys.argv[2], sys.argv[3] == "yes"
-try:
-    with open(path) as handle:
-        config = json.load(handle)
-except FileNotFoundError:
-    config = {}
-if not isinstance(config, dict):
-    sys.exit(f"{path}: not a JSON object; fix it by hand first")
-listed = [r for r in config.get("insecure-registries", []) if r != registry]
-if insecure:
-    listed.append(registry)
-if listed:
-    config["insecure-registries"] = listed
-else:
-    config.pop("insecure-registries", None)
-text = json.dumps(config, indent=2, sort_keys=True) + "\n"
-try:
-    same = open(path).read() == text
-except FileNotFoundError:
-    same = False
-if not same:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".airgap-new", "w") as handle:
-        handle.write(text)
-    os.replace(path + ".airgap-new", path)
-    print("changed")
-PY
-'''
+_MERGE_DAEMON_JSON = programs.load("registry_clients/merge-daemon-json.sh")
 
 
 def docker_lines(endpoint: str, ca_pem: str, *, insecure: bool, daemon_json: str = "/etc/docker/daemon.json") -> str:
     return "\n".join([
         put_file(f"{DOCKER_CERTS}/{endpoint}/ca.crt", ca_pem, tag="docker-ca"),
-        "airgap_merge_daemon_json() {",
         _MERGE_DAEMON_JSON.rstrip("\n"),
-        "}",
         f"if [ \"$(airgap_merge_daemon_json {q(daemon_json)} {q(endpoint)} {'yes' if insecure else 'no'})\" = changed ]; then",
         "  if systemctl is-active docker >/dev/null 2>&1; then systemctl reload docker; fi",
         "fi",

@@ -1,0 +1,27 @@
+import json, os, sys
+path, registry, insecure = sys.argv[1], sys.argv[2], sys.argv[3] == "yes"
+try:
+    with open(path) as handle:
+        config = json.load(handle)
+except FileNotFoundError:
+    config = {}
+if not isinstance(config, dict):
+    sys.exit(f"{path}: not a JSON object; fix it by hand first")
+listed = [r for r in config.get("insecure-registries", []) if r != registry]
+if insecure:
+    listed.append(registry)
+if listed:
+    config["insecure-registries"] = listed
+else:
+    config.pop("insecure-registries", None)
+text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+try:
+    same = open(path).read() == text
+except FileNotFoundError:
+    same = False
+if not same:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".airgap-new", "w") as handle:
+        handle.write(text)
+    os.replace(path + ".airgap-new", path)
+    print("changed")
