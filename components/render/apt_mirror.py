@@ -88,21 +88,11 @@ def aptly_config(spec: AptMirrorSpec) -> str:
     }, indent=2, sort_keys=True)
 
 
-# The program's fixed part; the per-repository calls are appended by `update_program`.
-_PROGRAM_HEAD = programs.load("apt_mirror/update.sh")
-
-_PROGRAM_TAIL = r'''
-if [ __METHOD__ = aptly ] && [ "$cleanup" = yes ]; then
-  ap db cleanup
-fi
-for name in __NAMES__; do cat "$REPORTS/$name.json"; done
-'''
-
-
 def update_program(spec: AptMirrorSpec) -> str:
-    """The update program, with every value quoted."""
-    head = (_PROGRAM_HEAD.replace("__ROOT__", q(spec.root)).replace("__KEEP__", str(int(spec.keep)))
-            .replace("__CONFIG__", q(f"{CONFIG_DIR}/aptly.conf")))
+    """The update program (programs/apt_mirror/update.sh): its settings, its functions, then one
+    call per repository, every value quoted."""
+    head = programs.with_settings("apt_mirror/update.sh", ROOT=spec.root, KEEP=int(spec.keep),
+                                  APTLY_CONFIG=f"{CONFIG_DIR}/aptly.conf")
     calls = []
     for repo in spec.repos:
         archs = ",".join(repo.architectures)
@@ -120,9 +110,8 @@ def update_program(spec: AptMirrorSpec) -> str:
         else:
             calls.append("debmirror_repo " + " ".join(q(v) for v in (
                 repo.name, repo.url, repo.distribution, archs, spec.keyring(repo), *repo.components)))
-    tail = (_PROGRAM_TAIL.replace("__METHOD__", q(spec.method))
-            .replace("__NAMES__", " ".join(q(repo.name) for repo in spec.repos)))
-    return head + "\n" + "\n".join(calls) + "\n" + tail
+    calls.append("finish " + " ".join(q(repo.name) for repo in spec.repos))
+    return head + "\n" + "\n".join(calls) + "\n"
 
 
 

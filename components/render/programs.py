@@ -2,7 +2,7 @@
 
 Programs are real files there, so shellcheck and ruff check them like the rest of the code. A
 renderer never formats a value into a program's text: values reach a program as its arguments
-(function calls with quoted words) or as quoted assignments put before it.
+(function calls with quoted words) or as quoted assignments put before it (`with_settings`).
 
 A line `#embed <name>` inside a quoted heredoc stands for the whole text of program `<name>`:
 a bash program pipes the Python it needs to python3 that way, and a host still receives one
@@ -12,6 +12,8 @@ script.
 from __future__ import annotations
 
 import functools
+import re
+import shlex
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "programs"
@@ -35,3 +37,17 @@ def load(name: str) -> str:
                              f"line the embedded program does not hold (got {end!r})")
         text.append(embedded if embedded.endswith("\n") else embedded + "\n")
     return "".join(text)
+
+
+def with_settings(name: str, **settings: str | int) -> str:
+    """Program `name` with each setting assigned before its text, the value quoted
+    (`ROOT='/srv/apt mirror'`); the assignments follow the `#!` line, which stays first."""
+    for key in settings:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ValueError(f"{key!r} is not a shell variable name")
+    assignments = "".join(f"{key}={shlex.quote(str(value))}\n" for key, value in settings.items())
+    text = load(name)
+    if text.startswith("#!"):
+        shebang, _, rest = text.partition("\n")
+        return f"{shebang}\n{assignments}{rest}"
+    return assignments + text

@@ -48,19 +48,18 @@ class RpmMirrorSpec:
         return f"{CONFIG_DIR}/keys/{repo.id}.asc"
 
 
-_PROGRAM_HEAD = programs.load("rpm_mirror/update.sh")
-
-
 def update_program(spec: RpmMirrorSpec) -> str:
-    head = _PROGRAM_HEAD.replace("__ROOT__", q(spec.root)).replace("__KEEP__", str(int(spec.keep)))
+    """The update program (programs/rpm_mirror/update.sh): its settings, its functions, then one
+    call per repository, every value quoted."""
+    head = programs.with_settings("rpm_mirror/update.sh", ROOT=spec.root, KEEP=int(spec.keep))
     calls = [
         "sync_repo " + " ".join(q(v) for v in (
             repo.id, repo.baseurl or "", spec.key_path(repo), repo.releasever,
             "yes" if repo.metadata_signed else "no", *repo.arches))
         for repo in spec.repos
     ]
-    tail = "for id in " + " ".join(q(r.id) for r in spec.repos) + "; do cat \"$REPORTS/$id.json\"; done\n"
-    return head + "\n" + "\n".join(calls) + "\n" + tail
+    calls.append("finish " + " ".join(q(r.id) for r in spec.repos))
+    return head + "\n" + "\n".join(calls) + "\n"
 
 
 

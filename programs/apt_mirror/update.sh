@@ -1,9 +1,11 @@
 #!/bin/bash
 # Updates the Debian mirrors (rendered by airgap-infra; run by the timer and by `pulumi up`).
+# Set before this text: ROOT, the storage path; KEEP, how many snapshots of each component stay;
+# APTLY_CONFIG, aptly's configuration. After the functions: one call per repository (aptly_repo or
+# debmirror_repo; serve_tree and stop_trees around an imported bundle's tree), then `finish NAME...`.
+: "${ROOT:?}" "${KEEP:?}" "${APTLY_CONFIG:?}"
 set -euo pipefail
 umask 022
-ROOT=__ROOT__
-KEEP=__KEEP__
 export GNUPGHOME="$ROOT/gnupg" HOME="$ROOT"
 REPORTS="$ROOT/aptly/public/airgap-reports"
 install -d -m 0755 "$REPORTS" "$ROOT/state"
@@ -16,8 +18,8 @@ stop_trees() {
   TREE_PIDS=()
 }
 trap stop_trees EXIT
-apq() { aptly -config=__CONFIG__ "$@"; }     # queries: their output is read
-ap() { apq "$@" >&2; }                       # actions: progress goes to stderr; stdout is the report
+apq() { aptly -config="$APTLY_CONFIG" "$@"; }  # queries: their output is read
+ap() { apq "$@" >&2; }                         # actions: progress goes to stderr; stdout is the report
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 cleanup=no   # set when a snapshot is dropped or a publish switched: then `db cleanup` has work
 signing_key=$(gpg --batch --with-colons --list-secret-keys 2>/dev/null | awk -F: '/^fpr/ {print $10; exit}')
@@ -142,4 +144,12 @@ debmirror_repo() {  # NAME URL DIST ARCHS KEYRING COMPONENT...
   ln -sfn "$trees/current" "$ROOT/aptly/public/$name.new" && mv -T "$ROOT/aptly/public/$name.new" "$ROOT/aptly/public/$name"
   ls -1d "$trees"/2*Z 2>/dev/null | head -n "-$KEEP" | xargs -r rm -rf
   write_report "$name" "{\"repo\": \"$name\", \"status\": \"copied\", \"current\": [\"$stamp\"]}"
+}
+
+finish() {  # NAME...: reclaim what dropped snapshots held, then print each repository's report
+  if [ "$cleanup" = yes ]; then   # only aptly_repo sets it
+    ap db cleanup
+  fi
+  local name
+  for name in "$@"; do cat "$REPORTS/$name.json"; done
 }

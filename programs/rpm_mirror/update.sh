@@ -1,9 +1,10 @@
 #!/bin/bash
 # Updates the RPM mirrors (rendered by airgap-infra; run by the timer and by `pulumi up`).
+# Set before this text: ROOT, the storage path; KEEP, how many snapshots of each repository stay.
+# After the functions: one sync_repo call per repository, then `finish ID...`.
+: "${ROOT:?}" "${KEEP:?}"
 set -euo pipefail
 umask 022
-ROOT=__ROOT__
-KEEP=__KEEP__
 install -d -m 0755 "$ROOT/sync" "$ROOT/snapshots" "$ROOT/public" "$ROOT/public/airgap-reports" "$ROOT/installroot"
 install -d -m 0700 "$ROOT/home"
 exec 9>"$ROOT/update.lock"
@@ -74,4 +75,9 @@ PY
   ls -1d "$ROOT/snapshots/$id"/2*Z 2>/dev/null | head -n "-$KEEP" | while read -r old; do
     [ "$old" = "$(readlink -f "$ROOT/public/$id")" ] || rm -rf "$old"
   done
+}
+
+finish() {  # ID...: print each repository's report
+  local id
+  for id in "$@"; do cat "$REPORTS/$id.json"; done
 }
