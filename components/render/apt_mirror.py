@@ -30,6 +30,7 @@ CONFIG_DIR = "/etc/airgap/apt-mirror"
 UNIT = "airgap-apt-mirror-update"
 PUBLIC_KEY_NAME = "airgap-archive-key.asc"
 REPORTS = "airgap-reports"
+INSTALL = programs.load("apt_mirror/install.sh")
 
 
 @dataclass(frozen=True)
@@ -123,41 +124,21 @@ def keyring_lines(spec: AptMirrorSpec) -> str:
         armored = f"{CONFIG_DIR}/keys/{repo.name}.asc"
         lines.append(put_file(armored, "".join(k if k.endswith("\n") else k + "\n" for k in repo.keys),
                               tag=f"keys-{repo.name}"))
-        keyring = spec.keyring(repo)
-        lines.append(
-            f"if airgap_changed keys-{repo.name} || [ ! -s {q(keyring)} ]; then\n"
-            f"  gpg --batch --dearmor < {q(armored)} > {q(keyring + '.new')}\n"
-            f"  mv -f {q(keyring + '.new')} {q(keyring)}\n"
-            "fi"
-        )
+        lines.append(f"airgap_apt_mirror_keyring {q(armored)} {q(spec.keyring(repo))} {q(f'keys-{repo.name}')}")
     return "\n".join(lines)
 
 
 def signing_key_lines(spec: AptMirrorSpec) -> str:
     """Import the stack's signing key (next stdin secret) into the mirror's own GNUPGHOME, and
     publish its public half for clients."""
-    home = f"{spec.root}/gnupg"
-    public = f"{spec.public}/{PUBLIC_KEY_NAME}"
-    return f"""install -d -m 0700 {q(home)}
-airgap_secret_tmp signing_key
-fingerprint=$(GNUPGHOME={q(home)} gpg --batch --with-colons --import-options show-only --import < "$signing_key" \\
-  | awk -F: '/^fpr/ {{print $10; exit}}')
-if [ -z "$fingerprint" ]; then echo "apt mirror: the signing key secret holds no OpenPGP key" >&2; exit 1; fi
-if ! GNUPGHOME={q(home)} gpg --batch --list-secret-keys "$fingerprint" >/dev/null 2>&1; then
-  GNUPGHOME={q(home)} gpg --batch --import < "$signing_key"
-fi
-install -d -m 0755 {q(spec.public)}
-GNUPGHOME={q(home)} gpg --batch --armor --export "$fingerprint" | airgap_install_file {q(public)} 0644 root:root signing-key"""
+    return f"airgap_apt_mirror_signing_key {q(spec.root + '/gnupg')} {q(f'{spec.public}/{PUBLIC_KEY_NAME}')}"
 
 
 def install_body(spec: AptMirrorSpec, nginx_site: str, site_name: str) -> str:
-    """Install step: packages, configuration, keys, update program, timer, nginx."""
-    packages = "aptly gnupg nginx python3" if spec.method == "aptly" else "debmirror gnupg nginx python3"
+    """Install step: packages, configuration, keys, update program, timer (programs/apt_mirror/install.sh)."""
     lines = [
-        f"for tool in {'aptly' if spec.method == 'aptly' else 'debmirror'} gpg nginx python3; do",
-        "  command -v \"$tool\" >/dev/null 2>&1 || missing=yes",
-        "done",
-        f"if [ \"${{missing:-}}\" = yes ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages}; fi",
+        INSTALL,
+        f"airgap_apt_mirror_tools {q(spec.method)}",
         f"install -d -m 0755 {q(spec.root)} {q(spec.root + '/aptly')} {q(spec.public)} {q(CONFIG_DIR)}",
         put_file(f"{CONFIG_DIR}/aptly.conf", aptly_config(spec), tag="config"),
         keyring_lines(spec),

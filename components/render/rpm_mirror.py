@@ -18,6 +18,9 @@ from .shell import heredoc_delimiter, put_file, q
 UPDATE_PROGRAM = "/usr/local/sbin/airgap-rpm-mirror-update"
 CONFIG_DIR = "/etc/airgap/rpm-mirror"
 UNIT = "airgap-rpm-mirror-update"
+INSTALL = programs.load("rpm_mirror/install.sh")
+INSTALL_HTTPD_SITE = programs.load("rpm_mirror/install-httpd-site.sh")
+REMOVE_HTTPD_SITE = programs.load("rpm_mirror/remove-httpd-site.sh")
 
 
 @dataclass(frozen=True)
@@ -86,16 +89,10 @@ def httpd_site(*, name: str, address: str, port: int, hostname: str, root: str, 
 
 
 def install_body(spec: RpmMirrorSpec) -> str:
+    """Install step: packages, keys, update program, timer (programs/rpm_mirror/install.sh)."""
     lines = [
-        "for tool in dnf createrepo_c gpg rpm python3; do",
-        "  command -v \"$tool\" >/dev/null 2>&1 || missing=yes",
-        "done",
-        "if [ -z \"${missing:-}\" ] && ! dnf reposync --help >/dev/null 2>&1; then missing=yes; fi",
-        "if [ \"${missing:-}\" = yes ]; then",
-        "  if command -v apt-get >/dev/null 2>&1; then",
-        "    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dnf dnf-plugins-core createrepo-c rpm gnupg python3",
-        "  else dnf install -y dnf-plugins-core createrepo_c; fi",
-        "fi",
+        INSTALL,
+        "airgap_rpm_mirror_tools",
         f"install -d -m 0755 {q(spec.root)} {q(spec.public)} {q(CONFIG_DIR + '/keys')}",
     ]
     for repo in spec.repos:
@@ -108,45 +105,21 @@ def install_body(spec: RpmMirrorSpec) -> str:
 
 
 def httpd_install_lines(site_text: str, name: str, tls: bool) -> str:
-    """Install an httpd site (Debian's apache2 layout, or httpd's conf.d), check it, reload."""
+    """Install an httpd site (Debian's apache2 layout, or httpd's conf.d), check it, reload
+    (programs/rpm_mirror/install-httpd-site.sh)."""
+    if not site_text.endswith("\n"):
+        site_text += "\n"
+    delimiter = heredoc_delimiter(site_text)
     return "\n".join([
-        "if command -v apache2ctl >/dev/null 2>&1; then",
-        f"  conf=/etc/apache2/sites-enabled/{name}.conf; ctl=apache2ctl; service=apache2",
-        "  [ -L /etc/apache2/sites-enabled/000-default.conf ] && rm -f /etc/apache2/sites-enabled/000-default.conf",
-        # Listen lines live in each site, on the host's own address; Debian's `Listen 80` on every
-        # address goes (kept in ports.conf.airgap-saved, restored when the mirror is removed).
-        "  [ -f /etc/apache2/ports.conf.airgap-saved ] || cp -p /etc/apache2/ports.conf /etc/apache2/ports.conf.airgap-saved",
-        "  [ -s /etc/apache2/ports.conf ] && : > /etc/apache2/ports.conf",
-        "  a2enmod -q ssl >/dev/null" if tls else "  true",
-        "else",
-        f"  conf=/etc/httpd/conf.d/{name}.conf; ctl=apachectl; service=httpd",
-        "fi",
-        f"airgap_install_file \"$conf\" 0644 root:root site-{name} <<'{heredoc_delimiter(site_text)}'",
-        site_text.rstrip("\n"),
-        heredoc_delimiter(site_text),
-        "\"$ctl\" -t",
-        "systemctl enable \"$service\" >/dev/null 2>&1 || true",
-        "if ! systemctl is-active \"$service\" >/dev/null 2>&1; then systemctl start \"$service\"",
-        f"elif airgap_changed site-{name}; then systemctl reload \"$service\"; fi",
+        INSTALL_HTTPD_SITE,
+        f"airgap_httpd_site {q(name)} {'yes' if tls else 'no'} <<'{delimiter}'\n{site_text}{delimiter}",
     ])
 
 
 def httpd_remove_lines(name: str) -> str:
-    """Remove our httpd site if there is one (a switch to nginx, or removal)."""
-    return "\n".join([
-        f"for conf in /etc/apache2/sites-enabled/{name}.conf /etc/httpd/conf.d/{name}.conf; do",
-        "  if [ -f \"$conf\" ]; then",
-        "    rm -f \"$conf\"",
-        "    if [ -f /etc/apache2/ports.conf.airgap-saved ]; then",
-        "      mv -f /etc/apache2/ports.conf.airgap-saved /etc/apache2/ports.conf",
-        "    fi",
-        "    if ! command -v apache2ctl >/dev/null 2>&1; then systemctl reload httpd >/dev/null 2>&1 || true",
-        "    elif [ -z \"$(ls -A /etc/apache2/sites-enabled)\" ]; then",
-        "      systemctl disable --now apache2 >/dev/null 2>&1 || true   # it served only the mirror",
-        "    else systemctl reload apache2 >/dev/null 2>&1 || true; fi",
-        "  fi",
-        "done",
-    ])
+    """Remove our httpd site if there is one (a switch to nginx, or removal;
+    programs/rpm_mirror/remove-httpd-site.sh)."""
+    return "\n".join([REMOVE_HTTPD_SITE, f"airgap_httpd_site_remove {q(name)}"])
 
 
 def uninstall_body(spec: RpmMirrorSpec, *, purge: bool) -> str:
