@@ -27,7 +27,7 @@ class Artifact:
     """Copied from the admin machine to `<root>/.incoming/<sha256>`."""
 
 
-_ARTIFACT_FUNCTION = programs.load("file_server/artifact.sh")
+ARTIFACTS = programs.load("file_server/artifact.sh")
 
 
 def sha256sums(artifacts: list[Artifact]) -> str:
@@ -36,17 +36,17 @@ def sha256sums(artifacts: list[Artifact]) -> str:
 
 
 def install_body(root: str, artifacts: list[Artifact]) -> str:
+    """Install step: each artifact verified into place, then the index (programs/file_server/artifact.sh)."""
     lines = [
+        ARTIFACTS,
         f"install -d -m 0755 {q(root)}",
-        "ARTIFACT_FAILED=no",
-        _ARTIFACT_FUNCTION,
     ]
     for artifact in sorted(artifacts, key=lambda a: a.path):
         staged = f"{root}/{STAGING}/{artifact.sha256}" if artifact.staged else ""
         lines.append("airgap_artifact " + " ".join(q(v) for v in (root, artifact.path, artifact.sha256,
                                                                    artifact.url or "", staged)))
     lines += [
-        'if [ "$ARTIFACT_FAILED" = yes ]; then exit 1; fi',
+        "airgap_artifacts_arrived",
         put_file(f"{root}/SHA256SUMS", sha256sums(artifacts) or "\n", tag="index"),
         f"(cd {q(root)} && sha256sum --quiet -c SHA256SUMS)",
     ]

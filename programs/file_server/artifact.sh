@@ -1,3 +1,9 @@
+# shellcheck shell=bash
+# The file server's artifacts in its install step (airgap-infra), after shell/prelude.sh: one
+# airgap_artifact call per artifact, then airgap_artifacts_arrived.
+
+ARTIFACT_FAILED=no
+
 airgap_artifact() {  # ROOT PATH SHA256 URL STAGED
   local target="$1/$2" want=$3 url=$4 staged=$5 tmp got
   if [ -f "$target" ] && [ "$(sha256sum "$target" | cut -d' ' -f1)" = "$want" ]; then
@@ -13,7 +19,9 @@ airgap_artifact() {  # ROOT PATH SHA256 URL STAGED
   elif [ -f "$staged" ]; then
     mv -f "$staged" "$tmp"   # same file system: no second copy; a served file is never written in place
   else
-    rm -f "$tmp"; echo "file server: $2 is not on the host and was not copied again ($staged missing); re-run with the copy replaced" >&2; ARTIFACT_FAILED=yes; return 0
+    rm -f "$tmp"
+    echo "file server: $2 is not on the host and was not copied again ($staged missing); re-run with the copy replaced" >&2
+    ARTIFACT_FAILED=yes; return 0
   fi
   got=$(sha256sum "$tmp" | cut -d' ' -f1)
   if [ "$got" != "$want" ]; then
@@ -22,4 +30,8 @@ airgap_artifact() {  # ROOT PATH SHA256 URL STAGED
     ARTIFACT_FAILED=yes; return 0
   fi
   chmod 0644 "$tmp"; mv -f "$tmp" "$target"; CHANGED="$CHANGED artifacts"
+}
+
+airgap_artifacts_arrived() {  # fail the step if an artifact did not arrive (each one said why)
+  if [ "$ARTIFACT_FAILED" = yes ]; then exit 1; fi
 }
