@@ -19,4 +19,5 @@ if [ -n "$BASTION" ]; then
   bastion=$(printf '%s' "$BASTION" | sed "s/'/'\\\\''/g")
   set -- "$@" -o "ProxyCommand=ssh $* -p $BASTION_PORT -W %h:%p '$bastion'"
 fi
-exec ssh "$@" -p "$PORT" "$TARGET" "$COMMAND"
+# Not `exec`: the EXIT trap must run, so the key does not outlive the command.
+ssh "$@" -p "$PORT" "$TARGET" "$COMMAND"

@@ -21,16 +21,18 @@ done
 """
 
 
-def run(tmp_path, script: str) -> list[str]:
-    capture = tmp_path / "capture"
+def run(tmp_path, script: str, ssh_status: int = 0) -> list[str]:
+    capture, temp = tmp_path / "capture", tmp_path / "tmp"
     capture.mkdir(exist_ok=True)
-    (tmp_path / "ssh").write_text(SSH_STUB)
+    temp.mkdir(exist_ok=True)
+    (tmp_path / "ssh").write_text(SSH_STUB + f"exit {ssh_status}\n")
     (tmp_path / "ssh").chmod(0o755)
-    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "CAPTURE": str(capture)}
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "CAPTURE": str(capture), "TMPDIR": str(temp)}
     result = subprocess.run(["/bin/sh", "-c", script], input="PRIVATE KEY\n", capture_output=True, text=True,
                             env=env, cwd=tmp_path, timeout=30)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == ssh_status, result.stderr
     assert (capture / "key").read_text() == "PRIVATE KEY\n"
+    assert not list(temp.iterdir()), "the key's temporary directory is removed when ssh ends"
     return (capture / "argv").read_text().split("\0")[:-1]
 
 
@@ -57,3 +59,7 @@ def test_the_bastion_is_reached_with_the_same_pins_and_its_name_as_data(tmp_path
     assert jump[0] == "ssh" and jump[-5:] == ["-p", "22", "-W", "%h:%p", "ad'min $(touch pwned)@10.0.0.9"]
     assert option(jump, "UserKnownHostsFile") == option(words, "UserKnownHostsFile"), "the same pinned hosts"
     assert not (tmp_path / "pwned").exists()
+
+
+def test_ssh_s_status_is_the_command_s_and_the_key_goes_either_way(tmp_path):
+    run(tmp_path, read_command(TARGET, "false"), ssh_status=3)
