@@ -19,8 +19,7 @@ from . import programs
 
 q = shlex.quote
 
-# Functions every step may call. `CHANGED` collects the tags of files that changed on this run,
-# so a step restarts a service only when something it reads was replaced.
+# Every step starts with it: strict mode, a private work directory, the functions steps call.
 PRELUDE = programs.load("shell/prelude.sh")
 
 

@@ -40,6 +40,7 @@ PY
   TREE_PIDS+=($!)
   for i in $(seq 1 100); do [ -s "$port_file" ] && break; sleep 0.1; done
   if [ ! -s "$port_file" ]; then echo "apt mirror: could not serve $1 on loopback" >&2; return 1; fi
+  # shellcheck disable=SC2034  # read by the aptly_repo call the renderer appends after serve_tree
   TREE_URL="http://127.0.0.1:$(cat "$port_file")"
   rm -f "$port_file"
 }
@@ -142,6 +143,7 @@ debmirror_repo() {  # NAME URL DIST ARCHS KEYRING COMPONENT...
   mv "$next.partial" "$next"
   ln -sfn "$next" "$trees/current.new" && mv -T "$trees/current.new" "$trees/current"
   ln -sfn "$trees/current" "$ROOT/aptly/public/$name.new" && mv -T "$ROOT/aptly/public/$name.new" "$ROOT/aptly/public/$name"
+  # shellcheck disable=SC2012  # our own UTC time stamps: one word each, and ls sorts them oldest first
   ls -1d "$trees"/2*Z 2>/dev/null | head -n "-$KEEP" | xargs -r rm -rf
   write_report "$name" "{\"repo\": \"$name\", \"status\": \"copied\", \"current\": [\"$stamp\"]}"
 }

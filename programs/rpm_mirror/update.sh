@@ -27,7 +27,7 @@ REPORTS="$ROOT/public/airgap-reports"
 stop_keyring_agents() {  # librepo leaves a gpg-agent on each repository keyring it used
   local keyring
   for keyring in "$ROOT"/installroot/var/cache/dnf/*/pubring; do
-    [ -d "$keyring" ] && gpgconf --homedir "$keyring" --kill gpg-agent 2>/dev/null || true
+    if [ -d "$keyring" ]; then gpgconf --homedir "$keyring" --kill gpg-agent 2>/dev/null || true; fi
   done
 }
 trap stop_keyring_agents EXIT
@@ -72,6 +72,7 @@ sync_repo() {  # ID BASEURL KEYFILE RELEASEVER METASIGNED ARCH...
 PY
   mv -f "$REPORTS/.$id.json.new" "$REPORTS/$id.json"
   # keep the newest KEEP snapshots; the published one always stays
+  # shellcheck disable=SC2012  # our own UTC time stamps: one word each, and ls sorts them oldest first
   ls -1d "$ROOT/snapshots/$id"/2*Z 2>/dev/null | head -n "-$KEEP" | while read -r old; do
     [ "$old" = "$(readlink -f "$ROOT/public/$id")" ] || rm -rf "$old"
   done

@@ -1,4 +1,7 @@
 #!/bin/bash
+# The start of every step (airgap-infra): strict mode, a private work directory, and the functions
+# steps call. CHANGED collects the tags of files that changed on this run, so a step restarts a
+# service only when something it reads was replaced.
 set -euo pipefail
 umask 022
 CHANGED=""
