@@ -1,4 +1,17 @@
-import hashlib, os, sys, urllib.error, urllib.request
+"""What an apt mirror update would see of its upstream, as one hash (apt mirror, airgap-infra).
+
+    python3 - URL DIST KEYRING SETTINGS...
+
+Hashes the upstream's InRelease (or Release: either lists every index's checksum), the keyring
+and the repository's settings, and prints the hex digest; exits 1 when neither file is there.
+"""
+
+import hashlib
+import os
+import sys
+import urllib.error
+import urllib.request
+
 url, dist, keyring, *settings = sys.argv[1:]
 # A served tree's port changes every run: its identity is its path (AIRGAP_SOURCE).
 digest = hashlib.sha256("\0".join([os.environ.get("AIRGAP_SOURCE") or url, dist, *settings]).encode())

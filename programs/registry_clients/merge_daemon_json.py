@@ -1,4 +1,16 @@
-import json, os, sys
+"""Docker's daemon.json with the private registry in `insecure-registries` or out of it (registry
+clients, airgap-infra); every key the stack does not own is kept.
+
+    python3 - DAEMON_JSON REGISTRY INSECURE
+
+INSECURE is `yes` or `no`. The file is replaced atomically, and only when its text changes;
+`changed` is printed then.
+"""
+
+import json
+import os
+import sys
+
 path, registry, insecure = sys.argv[1], sys.argv[2], sys.argv[3] == "yes"
 try:
     with open(path) as handle:
@@ -16,7 +28,8 @@ else:
     config.pop("insecure-registries", None)
 text = json.dumps(config, indent=2, sort_keys=True) + "\n"
 try:
-    same = open(path).read() == text
+    with open(path) as handle:
+        same = handle.read() == text
 except FileNotFoundError:
     same = False
 if not same:
