@@ -28,8 +28,8 @@ def apt_lines(*, sources: dict[str, str], keys: dict[str, str], ca_pem: str | No
         lines.append(put_file(f"/etc/apt/sources.list.d/airgap-{name}.sources", sources[name], tag="apt"))
     if ca_pem:
         lines.append(put_file("/etc/apt/keyrings/airgap-mirror-ca.crt", ca_pem, tag="apt"))
-        lines.append(put_file("/etc/apt/apt.conf.d/60airgap-mirror",
-                              f'Acquire::https::{hostname}::CaInfo "/etc/apt/keyrings/airgap-mirror-ca.crt";\n', tag="apt"))
+        ca_info = f'Acquire::https::{hostname}::CaInfo "/etc/apt/keyrings/airgap-mirror-ca.crt";\n'
+        lines.append(put_file("/etc/apt/apt.conf.d/60airgap-mirror", ca_info, tag="apt"))
     lines.append("if airgap_changed apt; then apt-get update -q -o APT::Update::Error-Mode=any >&2; fi")
     return "\n".join(lines)
 

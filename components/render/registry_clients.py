@@ -71,7 +71,8 @@ def containerd_lines(endpoint: str, ca_pem: str, upstreams: tuple[str, ...], *, 
     lines += [
         put_file(CONTAINERD_DROPIN, containerd_dropin(), tag="containerd-config"),
         f"airgap_containerd_imports {q(CONTAINERD_CONFIG)} {q(CONTAINERD_DROPIN_DIR)} containerd-config",
-        "if airgap_changed containerd-config && systemctl is-active containerd >/dev/null 2>&1; then systemctl restart containerd; fi",
+        "if airgap_changed containerd-config && systemctl is-active containerd >/dev/null 2>&1; then "
+        "systemctl restart containerd; fi",
     ]
     return "\n".join(lines)
 

@@ -12,8 +12,8 @@ each, in the order the step declares them (see `SecretFile`).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from . import programs
 

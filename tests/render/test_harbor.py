@@ -149,7 +149,8 @@ def test_api_calls_create_projects_and_set_the_robot_secret(tmp_path):
         for call in calls:
             assert call[1:6] == ["-fsS", "--max-time", "30", "--cacert", SPEC.cert_path]
         create = calls[1]
-        assert json.loads(create[create.index("-d") + 1]) == {"project_name": "docker.io", "metadata": {"public": "false"}}
+        project = json.loads(create[create.index("-d") + 1])
+        assert project == {"project_name": "docker.io", "metadata": {"public": "false"}}
         robot = json.loads(sent.read_text())
         assert robot["secret"] == "Robot$ecret1", "the secret arrives from stdin, as data"
         if method == "POST":

@@ -1,21 +1,23 @@
 """Registry renderers: tables of inputs → text, then the text checked by the real tools
 (bash -n, systemd-analyze verify, and Docker Distribution itself loading the config)."""
 
+import base64
+import dataclasses
 import os
+import shlex
 import signal
 import socket
 import ssl
 import subprocess
 import time
 import urllib.request
-import base64
-import shlex
 
 import bcrypt
 import pytest
 import yaml
 
-from components.render import htpasswd, registry as render
+from components.render import htpasswd
+from components.render import registry as render
 from components.render.shell import step_script
 from tests.render import stub_commands
 
@@ -23,11 +25,10 @@ CA = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"
 CERT = "-----BEGIN CERTIFICATE-----\nSERVER\n-----END CERTIFICATE-----\n"
 
 
-def spec(**changes):
-    values = dict(address="10.0.0.5", hostname="registry.example.internal", port=5443,
-                  storage_path="/var/lib/airgap/registry", cert_pem=CERT, ca_pem=CA)
-    values.update(changes)
-    return render.RegistrySpec(**values)
+def spec(**changes) -> render.RegistrySpec:
+    base = render.RegistrySpec(address="10.0.0.5", hostname="registry.example.internal", port=5443,
+                               storage_path="/var/lib/airgap/registry", cert_pem=CERT, ca_pem=CA)
+    return dataclasses.replace(base, **changes)
 
 
 def test_config_table():
