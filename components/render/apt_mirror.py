@@ -161,7 +161,7 @@ def uninstall_body(spec: AptMirrorSpec, site_name: str, *, purge: bool) -> str:
     lines = [
         systemd.remove_scheduled_lines(UNIT),
         f"rm -f {q(UPDATE_PROGRAM)}",
-        f"rm -f /etc/nginx/sites-enabled/{site_name}.conf",
+        f"rm -f {q(f'/etc/nginx/sites-enabled/{site_name}.conf')}",
         "systemctl reload nginx >/dev/null 2>&1 || true",
     ]
     if purge:
