@@ -215,7 +215,7 @@ def check_tls(resource_type: str, props: Mapping[str, Any], settings: Settings) 
                 if registry not in settings.allow_insecure_registries:
                     problems.append(f"{path}: {registry} is an insecure registry; give clients its CA "
                                     "(certs.d) instead, or list it in allowInsecureRegistries")
-        if re.search(r"airgap_merge_daemon_json \S+ \S+ yes\)", text):
+        if re.search(r"(?m)^airgap_docker_daemon_json \S+ \S+ yes$", text):
             problems.append(f"{path}: the registry is made insecure for Docker (registryClients[].insecure: true); "
                             "clients should trust its CA instead")
         for match in re.finditer(r'\[host\."http://([^/"]+)', text):

@@ -115,7 +115,8 @@ def key_paths(fragment, prefix: str = "") -> set[str]:
     paths: set[str] = set()
     if isinstance(fragment, dict):
         for key, value in fragment.items():
-            paths |= key_paths(value, f"{prefix}.{key}" if prefix else str(key)) or {f"{prefix}.{key}" if prefix else str(key)}
+            path = f"{prefix}.{key}" if prefix else str(key)
+            paths |= key_paths(value, path) or {path}
     elif isinstance(fragment, list) and fragment and isinstance(fragment[0], dict):
         for item in fragment:
             paths |= key_paths(item, f"{prefix}[]")

@@ -10,14 +10,20 @@ knows are written.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from dataclasses import dataclass, field
 
 import yaml
 
+from . import programs
 from .shell import SecretFile, put_file, q
 
 INSTALL_ROOT = "/opt/airgap-harbor"
 CONFIG_DIR = "/etc/airgap/harbor"
+INSTALL = programs.load("harbor/install.sh")
+API_JSON = programs.load("harbor/api-json.sh")
+HEALTH = programs.load("harbor/health.sh")
+API = programs.load("harbor/api.sh")
 
 
 @dataclass(frozen=True)
@@ -83,76 +89,44 @@ def secret_files() -> tuple[SecretFile, SecretFile]:
 
 
 def install_body(spec: HarborSpec, cert_pem: str, archive: str) -> str:
-    stamp = f"{spec.install_dir}/.airgap-installed"
+    """Install step: the installer checked and unpacked, the certificate and secrets written,
+    install.sh run when what it installs changed (programs/harbor/install.sh)."""
     return "\n".join([
-        "for tool in docker tar sha256sum; do command -v \"$tool\" >/dev/null 2>&1 || "
-        "{ echo \"harbor: $tool is needed on the host\" >&2; exit 1; }; done",
-        f"echo {q(spec.archive_sha256 + '  ' + archive)} | sha256sum -c --quiet - "
-        f"|| {{ echo {q('harbor: the installer archive does not match its sha256; refusing to install')} >&2; exit 1; }}",
+        INSTALL,
+        f"airgap_harbor_installer {q(archive)} {q(spec.archive_sha256)}",
         f"install -d -m 0755 {q(INSTALL_ROOT)} {q(CONFIG_DIR)} {q(spec.data_volume)}",
-        f"if [ ! -x {q(spec.install_dir + '/install.sh')} ]; then",
-        f"  tmp=$(mktemp -d {q(INSTALL_ROOT + '/.extract.XXXXXX')})",
-        f"  tar -xzf {q(archive)} -C \"$tmp\"",
-        f"  mv \"$tmp\"/harbor {q(spec.install_dir)} && rmdir \"$tmp\"",
-        "fi",
+        f"airgap_harbor_unpack {q(archive)} {q(spec.install_dir)}",
         put_file(spec.cert_path, cert_pem, tag="tls"),
         "\n".join(f"airgap_secret_file {q(f.path)} {q(f.mode)} {q(f.owner)} {q(f.tag)}" for f in secret_files()),
-        f"install -m 0600 {q(CONFIG_DIR + '/harbor.yml')} {q(spec.install_dir + '/harbor.yml')}",
-        # install.sh (docker compose down/up of every Harbor container) runs only when what it
-        # installs changed: the version, harbor.yml, or the certificate.
-        f"want=$(cat {q(spec.install_dir + '/harbor.yml')} {q(spec.cert_path)} {q(spec.key_path)} | sha256sum | cut -d' ' -f1)",
-        f"if [ \"$(cat {q(stamp)} 2>/dev/null)\" != \"$want\" ]; then",
-        f"  (cd {q(spec.install_dir)} && ./install.sh --with-trivy) >&2",
-        f"  echo \"$want\" > {q(stamp)}",
-        "else",
-        f"  echo {q('harbor: installed and unchanged; install.sh not run')} >&2",
-        "fi",
+        f"airgap_harbor_install {q(CONFIG_DIR + '/harbor.yml')} {q(spec.install_dir)} {q(spec.cert_path)} "
+        f"{q(spec.key_path)}",
     ])
 
 
 def health_body(spec: HarborSpec, *, attempts: int = 90) -> str:
+    """Wait until Harbor and every component report healthy (programs/harbor/health.sh)."""
     url = f"https://{spec.hostname}:{spec.https_port}/api/v2.0/health"
-    return "\n".join([
-        "status=''",
-        f"for attempt in $(seq {attempts}); do",
-        f"  status=$(curl -fsS --max-time 5 --cacert {q(spec.cert_path)} {q(url)} 2>/dev/null | "
-        "python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"status\"] if all(c[\"status\"]==\"healthy\" for c in d.get(\"components\", [])) else \"degraded\")' || true)",
-        "  [ \"$status\" = healthy ] && break",
-        "  sleep 2",
-        "done",
-        f"[ \"$status\" = healthy ] || {{ echo {q(f'harbor: {url} is not healthy')} >&2; exit 1; }}",
-    ])
+    return "\n".join([API_JSON, HEALTH, f"airgap_harbor_health {q(url)} {q(spec.cert_path)} {int(attempts)}"])
 
 
 def api_body(spec: HarborSpec, projects: list[str], robot_name: str) -> str:
     """Projects (private) and a system robot that may pull from all of them. Admin credentials
-    and the robot's secret are the next two stdin secrets (a curl config, a JSON string)."""
+    and the robot's secret are the next two stdin secrets (a curl config, a JSON string;
+    programs/harbor/api.sh)."""
     base = f"https://{spec.hostname}:{spec.https_port}/api/v2.0"
-    curl = f"curl -fsS --max-time 30 --cacert {q(spec.cert_path)} -K \"$admin\" -H 'Content-Type: application/json'"
     robot_body = {
         "name": robot_name, "description": "pulls for the stack's workloads (airgap-infra)", "level": "system",
         "duration": -1, "disable": False,
         "permissions": [{"kind": "project", "namespace": "*",
                          "access": [{"resource": "repository", "action": "pull"}]}],
     }
-    lines = ["airgap_secret_tmp admin", "airgap_secret_tmp robot_secret"]
+    lines = [API_JSON, API, f"airgap_harbor_api_login {q(spec.cert_path)}"]
     for project in projects:
         body = json.dumps({"project_name": project, "metadata": {"public": "false"}})
-        lines.append(
-            f"if ! {curl} -o /dev/null {q(base + '/projects?project_name=' + project)} -I; then\n"
-            f"  {curl} -X POST -d {q(body)} {q(base + '/projects')}\n"
-            "fi")
-    lines += [
-        f"robot_id=$({curl} {q(base + '/robots?q=name%3D~' + robot_name)} | python3 -c "
-        f"'import json,sys; print(next((str(r[\"id\"]) for r in json.load(sys.stdin) if r[\"name\"].endswith(\"{robot_name}\")), \"\"))')",
-        "if [ -z \"$robot_id\" ]; then",
-        f"  python3 -c 'import json,sys; b=json.loads(sys.argv[1]); b[\"secret\"]=open(sys.argv[2]).read(); print(json.dumps(b))' "
-        f"{q(json.dumps(robot_body))} \"$robot_secret\" | {curl} -X POST -d @- {q(base + '/robots')} >/dev/null",
-        "else",
-        "  python3 -c 'import json,sys; print(json.dumps({\"secret\": open(sys.argv[1]).read()}))' \"$robot_secret\" "
-        f"| {curl} -X PATCH -d @- {q(base + '/robots/')}\"$robot_id\" >/dev/null",
-        "fi",
-    ]
+        query = f"{base}/projects?project_name={urllib.parse.quote(project, safe='')}"
+        lines.append(f"airgap_harbor_project {q(query)} {q(base + '/projects')} {q(body)}")
+    query = f"{base}/robots?q=name%3D~{urllib.parse.quote(robot_name, safe='')}"
+    lines.append(f"airgap_harbor_robot {q(base + '/robots')} {q(query)} {q(robot_name)} {q(json.dumps(robot_body))}")
     return "\n".join(lines)
 
 

@@ -9,8 +9,8 @@ this way cannot be changed from the System Console, which is what an air gap wan
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -51,24 +51,30 @@ def key_of(env: str) -> tuple[str, str]:
 
 
 AIRGAP_SETTINGS: tuple[AirgapSetting, ...] = (
-    AirgapSetting("EmailSettings.SendPushNotifications", False, "the push proxy is on the internet; no push notifications"),
-    AirgapSetting("EmailSettings.PushNotificationServer", "", "no push proxy URL (new installs default to push-test.mattermost.com)"),
+    AirgapSetting("EmailSettings.SendPushNotifications", False,
+                  "the push proxy is on the internet; no push notifications"),
+    AirgapSetting("EmailSettings.PushNotificationServer", "",
+                  "no push proxy URL (new installs default to push-test.mattermost.com)"),
     AirgapSetting("ServiceSettings.EnableLinkPreviews", False, "the server would fetch every linked page"),
     AirgapSetting("ServiceSettings.GoogleDeveloperKey", "", "YouTube Data API calls for link previews"),
     AirgapSetting("PluginSettings.EnableMarketplace", False, "the plugin marketplace lives on the internet"),
     AirgapSetting("PluginSettings.EnableRemoteMarketplace", False, "fetches the plugin list from the marketplace URL"),
-    AirgapSetting("PluginSettings.AutomaticPrepackagedPlugins", False, "no automatic plugin installs or upgrades; install bundled plugins deliberately"),
+    AirgapSetting("PluginSettings.AutomaticPrepackagedPlugins", False,
+                  "no automatic plugin installs or upgrades; install bundled plugins deliberately"),
     AirgapSetting("PluginSettings.ChimeraOAuthProxyURL", "", "a Mattermost-hosted OAuth proxy"),
     AirgapSetting("LogSettings.EnableDiagnostics", False, "telemetry to Mattermost (it also enables the NPS plugin)"),
     AirgapSetting("LogSettings.EnableSentry", False, "error reports to Mattermost's hosted Sentry"),
     AirgapSetting("ServiceSettings.EnableSecurityFixAlert", False, "a daily security-update check against Mattermost"),
-    AirgapSetting("AnnouncementSettings.AdminNoticesEnabled", False, "in-product notices fetched from notices.mattermost.com"),
-    AirgapSetting("AnnouncementSettings.UserNoticesEnabled", False, "in-product notices fetched from notices.mattermost.com"),
+    AirgapSetting("AnnouncementSettings.AdminNoticesEnabled", False,
+                  "in-product notices fetched from notices.mattermost.com"),
+    AirgapSetting("AnnouncementSettings.UserNoticesEnabled", False,
+                  "in-product notices fetched from notices.mattermost.com"),
     AirgapSetting("ServiceSettings.EnableGifPicker", False, "the GIF picker calls Giphy"),
     AirgapSetting("ServiceSettings.GiphySdkKey", "", "no Giphy key"),
     AirgapSetting("ImageProxySettings.Enable", False, "the image proxy fetches external images"),
     AirgapSetting("CloudSettings.Disable", True, "no calls to Mattermost's customer portal"),
-    AirgapSetting("ServiceSettings.UseLetsEncrypt", False, "ACME needs the internet; TLS terminates on internal certificates"),
+    AirgapSetting("ServiceSettings.UseLetsEncrypt", False,
+                  "ACME needs the internet; TLS terminates on internal certificates"),
     AirgapSetting("SupportSettings.EnableAskCommunityLink", False, "links users to the public community server"),
     AirgapSetting("GoogleSettings.Enable", False, "Google sign-in endpoints are on the internet"),
     AirgapSetting("Office365Settings.Enable", False, "Microsoft sign-in endpoints are on the internet"),

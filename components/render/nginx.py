@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import programs
 from .shell import SecretFile, put_file, q, take_secrets
 
 SITES = "/etc/nginx/sites-enabled"
+INSTALL = programs.load("nginx/install-site.sh")
+REMOVE = programs.load("nginx/remove-site.sh")
 
 
 @dataclass(frozen=True)
@@ -69,24 +72,17 @@ def site_config(site: Site) -> str:
 
 def install_lines(site: Site, cert_pem: str | None) -> str:
     """Write the site (and its certificate; the key is the next stdin secret), check the whole
-    nginx configuration with `nginx -t`, and reload only when something changed."""
-    lines = [
-        "if ! command -v nginx >/dev/null 2>&1; then",
-        "  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx",
-        "fi",
-        # Debian's default site listens on :80 of every address; the link goes, the file stays.
-        "if [ -L /etc/nginx/sites-enabled/default ]; then rm -f /etc/nginx/sites-enabled/default; NGINX_CHANGED=yes; fi",
-    ]
+    nginx configuration with `nginx -t`, and reload only when something changed
+    (programs/nginx/install-site.sh)."""
+    tag = f"site-{site.name}"
+    lines = [INSTALL, "airgap_nginx_prepare"]
     if site.tls:
         assert cert_pem is not None
-        lines.append(put_file(site.cert_path, cert_pem, tag=f"site-{site.name}"))
-        lines.append(take_secrets([SecretFile(site.key_path, "0600", "root:root", f"site-{site.name}")]))
+        lines.append(put_file(site.cert_path, cert_pem, tag=tag))
+        lines.append(take_secrets([SecretFile(site.key_path, "0600", "root:root", tag)]))
     lines += [
-        put_file(f"{SITES}/{site.name}.conf", site_config(site), tag=f"site-{site.name}"),
-        "nginx -t -q",
-        "systemctl enable nginx >/dev/null 2>&1 || true",
-        f"if ! systemctl is-active nginx >/dev/null 2>&1; then systemctl start nginx",
-        f"elif airgap_changed site-{site.name} || [ \"${{NGINX_CHANGED:-}}\" = yes ]; then systemctl reload nginx; fi",
+        put_file(f"{SITES}/{site.name}.conf", site_config(site), tag=tag),
+        f"airgap_nginx_apply {q(tag)}",
     ]
     return "\n".join(lines)
 
@@ -94,13 +90,7 @@ def install_lines(site: Site, cert_pem: str | None) -> str:
 def remove_lines(site: Site, *, keep_tls: bool = False) -> str:
     """Remove the site (and, unless `keep_tls`, its certificate and key); reload nginx only if
     the site was there."""
-    conf = q(f"{SITES}/{site.name}.conf")
-    lines = [
-        f"if [ -f {conf} ]; then",
-        f"  rm -f {conf}",
-        "  if nginx -t -q 2>/dev/null; then systemctl reload nginx >/dev/null 2>&1 || true; fi",
-        "fi",
-    ]
+    lines = [REMOVE, f"airgap_nginx_remove {q(f'{SITES}/{site.name}.conf')}"]
     if not keep_tls:
         lines.append(f"rm -f {q(site.cert_path)} {q(site.key_path)}")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from . import programs
 from .shell import SecretFile, put_file, q, take_secrets
 
 CONFIG_DIR = "/etc/airgap/registry"
@@ -85,50 +86,20 @@ REPAIR_SCRIPT = f"{CONFIG_DIR}/repair-storage.sh"
 # fill writes it again. A link's directory names the digest it holds (…/sha256/<hex>/link), except
 # a tag's `current` link: an empty one of the first kind is written again when its blob is there;
 # the rest are removed (the tag is then absent, and the next fill writes it).
-REPAIR_STORAGE = r"""#!/bin/sh
-# Repairs what a registry killed mid-write leaves: empty manifests and links (airgap-infra).
-set -eu
-cd /  # find returns to where it started; the caller's directory may be closed to this user
-storage=$1
-v2="$storage/docker/registry/v2"
-nothing=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  # sha256 of no bytes
-if [ -d "$v2/blobs" ]; then
-  find "$v2/blobs" -type f -name data -empty | while IFS= read -r data; do
-    hex=${data%/data}
-    hex=${hex##*/}
-    if [ "$hex" != "$nothing" ]; then
-      rm -f "$data"
-      echo "repair-storage: $data: empty, removed"
-    fi
-  done
-fi
-[ -d "$v2/repositories" ] || exit 0
-find "$v2/repositories" -type f -name link -empty | while IFS= read -r link; do
-  dir=${link%/link}
-  hex=${dir##*/}
-  restore=no
-  case "${dir%/*}:$hex" in
-    */sha256:*[!0-9a-f]*) ;;
-    */sha256:*)
-      if [ "${#hex}" -eq 64 ] && [ -f "$v2/blobs/sha256/$(printf '%.2s' "$hex")/$hex/data" ]; then
-        restore=yes
-      fi ;;
-  esac
-  if [ "$restore" = yes ]; then
-    printf 'sha256:%s' "$hex" > "$dir/.link.repair"
-    mv -f "$dir/.link.repair" "$link"
-    echo "repair-storage: $link: written again (sha256:$hex)"
-  else
-    rm -f "$link"
-    echo "repair-storage: $link: empty, removed"
-  fi
-done
-"""
+REPAIR_STORAGE = programs.load("registry/repair-storage.sh")
+HEALTH = programs.load("registry/health.sh")
+PACKAGE_RUNTIME = programs.load("registry/package-runtime.sh")
+DOCKER_RUNTIME = programs.load("registry/docker-runtime.sh")
+
+
+def repair_command(storage: str) -> tuple[str, ...]:
+    """The words of the command that runs the repair over `storage` (installed by the install step)."""
+    return ("/bin/sh", REPAIR_SCRIPT, storage)
 
 
 def repair_storage(storage: str) -> str:
-    """The command that runs the repair over `storage` (installed by the install step)."""
-    return f"/bin/sh {q(REPAIR_SCRIPT)} {q(storage)}"
+    """`repair_command` as one line, each word quoted."""
+    return " ".join(q(word) for word in repair_command(storage))
 
 
 def registry_unit(storage: str, config_path: str = f"{CONFIG_DIR}/config.yml") -> str:
@@ -170,27 +141,11 @@ def secret_files(runtime: str) -> tuple[SecretFile, SecretFile]:
 def health_check(spec: RegistrySpec) -> str:
     """Fail unless `/v2/` answers over TLS: 401 without credentials, 200 with them.
 
-    The credentials arrive as the next stdin secret: a curl config line `user = "name:password"`.
+    The credentials arrive as the next stdin secret: a curl config line `user = "name:password"`
+    (programs/registry/health.sh, which the step must hold).
     """
-    url = f"https://{spec.endpoint}/v2/"
-    curl = f"curl -sS --max-time 5 --cacert {q(CONFIG_DIR + '/ca.crt')} --resolve {q(f'{spec.hostname}:{spec.port}:{spec.address}')}"
-    return f"""airgap_secret_tmp health_auth
-code=000
-for attempt in $(seq 60); do
-  code=$({curl} -o /dev/null -w '%{{http_code}}' {q(url)} 2>/dev/null || true)
-  [ "$code" = 401 ] && break
-  sleep 1
-done
-if [ "$code" != 401 ]; then
-  echo {q(f"registry health: {url} answered")} "$code" {q("without credentials; expected 401 over TLS")} >&2
-  exit 1
-fi
-if ! {curl} -f -o /dev/null -K "$health_auth" {q(url)}; then
-  echo {q(f"registry health: {url} refused the first user's credentials")} >&2
-  exit 1
-fi
-echo {q(f"registry healthy at {url}")} >&2
-"""
+    words = (f"https://{spec.endpoint}/v2/", f"{CONFIG_DIR}/ca.crt", f"{spec.hostname}:{spec.port}:{spec.address}")
+    return "airgap_registry_health " + " ".join(q(word) for word in words) + "\n"
 
 
 def install_package_runtime(spec: RegistrySpec) -> str:
@@ -203,12 +158,9 @@ def install_package_runtime(spec: RegistrySpec) -> str:
         htpasswd=f"{CONFIG_DIR}/htpasswd",
     )
     return "\n".join([
-        "if ! command -v docker-registry >/dev/null 2>&1; then",
-        "  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker-registry",
-        "fi",
-        f"if systemctl is-enabled {PACKAGE_UNIT} >/dev/null 2>&1 || systemctl is-active {PACKAGE_UNIT} >/dev/null 2>&1; then",
-        f"  systemctl disable --now {PACKAGE_UNIT}",
-        "fi",
+        PACKAGE_RUNTIME,
+        HEALTH,
+        f"airgap_registry_package {q(PACKAGE_UNIT)}",
         f"install -d -m 0750 -o {SERVICE_USER} -g {SERVICE_USER} {q(spec.storage_path)}",
         f"install -d -m 0755 {q(CONFIG_DIR)}",
         put_file(f"{CONFIG_DIR}/config.yml", config, mode="0644", tag="config"),
@@ -217,13 +169,7 @@ def install_package_runtime(spec: RegistrySpec) -> str:
         put_file(REPAIR_SCRIPT, REPAIR_STORAGE, mode="0755", tag="repair"),
         put_file(f"/etc/systemd/system/{UNIT_NAME}", registry_unit(spec.storage_path), mode="0644", tag="unit"),
         take_secrets(secret_files("package")),
-        "if airgap_changed unit; then systemctl daemon-reload; fi",
-        f"systemctl enable {UNIT_NAME} >/dev/null 2>&1 || true",
-        f"if airgap_changed config tls auth unit && systemctl is-active {UNIT_NAME} >/dev/null 2>&1; then",
-        f"  systemctl restart {UNIT_NAME}",
-        "else",
-        f"  systemctl start {UNIT_NAME}",
-        "fi",
+        f"airgap_registry_unit_start {q(UNIT_NAME)}",
         health_check(spec),
     ])
 
@@ -238,24 +184,13 @@ def install_docker_runtime(spec: RegistrySpec) -> str:
         key=f"{inner}/server.key",
         htpasswd=f"{inner}/htpasswd",
     )
-    name = q(CONTAINER_NAME)
-    image = q(spec.docker_image)
-    repair = f"{repair_storage(spec.storage_path)} >&2"  # before every start of the container
-    run = " ".join([
-        "docker run -d", f"--name {name}", "--restart=always", f"--stop-timeout {STOP_TIMEOUT_SECONDS}",
-        f"-p {q(f'{spec.address}:{spec.port}:5000')}",
-        f"-v {q(spec.storage_path + ':/var/lib/registry')}",
-        f"-v {q(CONFIG_DIR + ':' + inner + ':ro')}",
-        f"--label airgap.image-id=\"$image_id\"", image,
-    ])
+    container = (CONTAINER_NAME, spec.docker_image, f"{spec.address}:{spec.port}", str(STOP_TIMEOUT_SECONDS),
+                 f"{spec.storage_path}:/var/lib/registry", f"{CONFIG_DIR}:{inner}:ro",
+                 *repair_command(spec.storage_path))  # before every start of the container
     return "\n".join([
-        "if ! command -v docker >/dev/null 2>&1; then",
-        "  echo 'registry: runtime docker needs Docker on the host' >&2; exit 1",
-        "fi",
-        f"if ! docker image inspect {image} >/dev/null 2>&1; then",
-        f"  docker load -i {q(spec.docker_archive)}",
-        "fi",
-        f"image_id=$(docker image inspect -f '{{{{.Id}}}}' {image})",
+        DOCKER_RUNTIME,
+        HEALTH,
+        f"airgap_registry_image {q(spec.docker_image)} {q(spec.docker_archive)}",
         f"install -d -m 0750 {q(spec.storage_path)}",
         f"install -d -m 0755 {q(CONFIG_DIR)}",
         put_file(f"{CONFIG_DIR}/config.yml", config, mode="0644", tag="config"),
@@ -263,21 +198,7 @@ def install_docker_runtime(spec: RegistrySpec) -> str:
         put_file(f"{CONFIG_DIR}/ca.crt", spec.ca_pem, mode="0644", tag="ca"),
         put_file(REPAIR_SCRIPT, REPAIR_STORAGE, mode="0755", tag="repair"),
         take_secrets(secret_files("docker")),
-        f"current=$(docker inspect -f '{{{{index .Config.Labels \"airgap.image-id\"}}}}' {name} 2>/dev/null || true)",
-        f"published=$(docker port {name} 5000/tcp 2>/dev/null | head -n1 || true)",
-        f"if [ \"$current\" != \"$image_id\" ] || [ \"$published\" != {q(f'{spec.address}:{spec.port}')} ]; then",
-        f"  docker stop {name} >/dev/null 2>&1 || true",
-        f"  docker rm -f {name} >/dev/null 2>&1 || true",
-        f"  {repair}",
-        f"  {run}",
-        "elif airgap_changed config tls auth; then",
-        f"  docker stop {name} >/dev/null",
-        f"  {repair}",
-        f"  docker start {name} >/dev/null",
-        f"elif [ \"$(docker inspect -f '{{{{.State.Running}}}}' {name})\" != true ]; then",
-        f"  {repair}",
-        f"  docker start {name}",
-        "fi",
+        "airgap_registry_container " + " ".join(q(word) for word in container),
         health_check(spec),
     ])
 

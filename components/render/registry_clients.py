@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 
+from . import programs
 from .shell import put_file, q
 
 DOCKER_CERTS = "/etc/docker/certs.d"
 CONTAINERD_CERTS = "/etc/containerd/certs.d"
 CONTAINERD_DROPIN_DIR = "/etc/containerd/conf.d"
 CONTAINERD_DROPIN = f"{CONTAINERD_DROPIN_DIR}/airgap-registry.toml"
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 
 
 def hosts_toml(upstream: str, endpoint: str, ca_path: str, path_prefix: str) -> str:
@@ -45,71 +47,32 @@ def containerd_dropin() -> str:
     )
 
 
-_MERGE_DAEMON_JSON = r'''python3 - "$@" <<'PY'
-import json, os, sys
-path, registry, insecure = sys.argv[1], sys.argv[2], sys.argv[3] == "yes"
-try:
-    with open(path) as handle:
-        config = json.load(handle)
-except FileNotFoundError:
-    config = {}
-if not isinstance(config, dict):
-    sys.exit(f"{path}: not a JSON object; fix it by hand first")
-listed = [r for r in config.get("insecure-registries", []) if r != registry]
-if insecure:
-    listed.append(registry)
-if listed:
-    config["insecure-registries"] = listed
-else:
-    config.pop("insecure-registries", None)
-text = json.dumps(config, indent=2, sort_keys=True) + "\n"
-try:
-    same = open(path).read() == text
-except FileNotFoundError:
-    same = False
-if not same:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".airgap-new", "w") as handle:
-        handle.write(text)
-    os.replace(path + ".airgap-new", path)
-    print("changed")
-PY
-'''
+DOCKER = programs.load("registry_clients/docker.sh")
+CONTAINERD = programs.load("registry_clients/containerd.sh")
 
 
 def docker_lines(endpoint: str, ca_pem: str, *, insecure: bool, daemon_json: str = "/etc/docker/daemon.json") -> str:
+    """Docker trusts the registry's CA; daemon.json merged (programs/registry_clients/docker.sh)."""
     return "\n".join([
+        DOCKER,
         put_file(f"{DOCKER_CERTS}/{endpoint}/ca.crt", ca_pem, tag="docker-ca"),
-        "airgap_merge_daemon_json() {",
-        _MERGE_DAEMON_JSON.rstrip("\n"),
-        "}",
-        f"if [ \"$(airgap_merge_daemon_json {q(daemon_json)} {q(endpoint)} {'yes' if insecure else 'no'})\" = changed ]; then",
-        "  if systemctl is-active docker >/dev/null 2>&1; then systemctl reload docker; fi",
-        "fi",
+        f"airgap_docker_daemon_json {q(daemon_json)} {q(endpoint)} {'yes' if insecure else 'no'}",
     ])
 
 
 def containerd_lines(endpoint: str, ca_pem: str, upstreams: tuple[str, ...], *, prefix_of) -> str:
-    """`prefix_of(upstream)` is the path element the private registry keeps for that registry."""
+    """`prefix_of(upstream)` is the path element the private registry keeps for that registry
+    (programs/registry_clients/containerd.sh)."""
     ca_path = f"{CONTAINERD_CERTS}/{endpoint}/ca.crt"
-    lines = [put_file(ca_path, ca_pem, tag="containerd-hosts")]
+    lines = [CONTAINERD, put_file(ca_path, ca_pem, tag="containerd-hosts")]
     for upstream in upstreams:
         lines.append(put_file(f"{CONTAINERD_CERTS}/{upstream}/hosts.toml",
                               hosts_toml(upstream, endpoint, ca_path, prefix_of(upstream)), tag="containerd-hosts"))
     lines += [
         put_file(CONTAINERD_DROPIN, containerd_dropin(), tag="containerd-config"),
-        # config.toml imports the drop-in directory; added once, at the top (imports must precede tables)
-        "config=/etc/containerd/config.toml",
-        f"if [ ! -f \"$config\" ]; then printf 'version = 2\\nimports = [\"{CONTAINERD_DROPIN_DIR}/*.toml\"]\\n' > \"$config\"; CHANGED=\"$CHANGED containerd-config\"",
-        f"elif ! grep -q '{CONTAINERD_DROPIN_DIR}/\\*.toml' \"$config\"; then",
-        "  if grep -q '^imports *=' \"$config\"; then",
-        f"    sed -i 's#^imports *= *\\[#imports = [\"{CONTAINERD_DROPIN_DIR}/*.toml\", #' \"$config\"",
-        "  else",
-        f"    sed -i '1i imports = [\"{CONTAINERD_DROPIN_DIR}/*.toml\"]' \"$config\"",
-        "  fi",
-        "  CHANGED=\"$CHANGED containerd-config\"",
-        "fi",
-        "if airgap_changed containerd-config && systemctl is-active containerd >/dev/null 2>&1; then systemctl restart containerd; fi",
+        f"airgap_containerd_imports {q(CONTAINERD_CONFIG)} {q(CONTAINERD_DROPIN_DIR)} containerd-config",
+        "if airgap_changed containerd-config && systemctl is-active containerd >/dev/null 2>&1; then "
+        "systemctl restart containerd; fi",
     ]
     return "\n".join(lines)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .shell import q
+from . import programs
 
 
 @dataclass(frozen=True)
@@ -27,20 +27,10 @@ def _known_host(hop: Hop) -> str:
 
 
 def read_command(target: Hop, remote_command: str, bastion: Hop | None = None) -> str:
-    """A POSIX sh script: key from stdin, pinned known_hosts, `ssh … remote_command`."""
+    """A POSIX sh script: key from stdin, pinned known_hosts, `ssh … remote_command`
+    (programs/ssh/read.sh)."""
     known = [_known_host(target)] + ([_known_host(bastion)] if bastion else [])
-    common = ('-F /dev/null -i "$dir/key" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes '
-              '-o UserKnownHostsFile="$dir/known_hosts" -o ConnectTimeout=15')
-    proxy = ""
-    if bastion is not None:
-        jump = f'ssh {common} -p {bastion.port} -W %h:%p {q(f"{bastion.user}@{bastion.address}")}'
-        proxy = f'-o ProxyCommand="{jump}" '
-    return (
-        "set -eu\n"
-        "dir=$(mktemp -d)\n"
-        "trap 'rm -rf \"$dir\"' EXIT\n"
-        "umask 077\n"
-        "cat > \"$dir/key\"\n"
-        + "".join(f"printf '%s\\n' {q(line)} >> \"$dir/known_hosts\"\n" for line in known)
-        + f"exec ssh {common} {proxy}-p {target.port} {q(f'{target.user}@{target.address}')} {q(remote_command)}\n"
-    )
+    return programs.with_settings(
+        "ssh/read.sh", KNOWN_HOSTS="\n".join(known), TARGET=f"{target.user}@{target.address}", PORT=target.port,
+        COMMAND=remote_command, BASTION=f"{bastion.user}@{bastion.address}" if bastion else "",
+        BASTION_PORT=bastion.port if bastion else 22)

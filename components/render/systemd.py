@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from . import programs
 from .shell import put_file, q
+
+PROGRAM = programs.load("systemd/timer.sh")
 
 
 def oneshot_service(description: str, program: str) -> str:
@@ -35,17 +38,13 @@ WantedBy=timers.target
 
 def scheduled_lines(unit: str, description: str, program: str, schedule: str) -> str:
     """Install `<unit>.service` + `<unit>.timer`, enable the timer and start it where systemd
-    runs the machine (other service managers may not run timers: they are told so)."""
+    runs the machine (other service managers may not run timers: they are told so;
+    programs/systemd/timer.sh)."""
     return "\n".join([
+        PROGRAM,
         put_file(f"/etc/systemd/system/{unit}.service", oneshot_service(description, program), tag="units"),
         put_file(f"/etc/systemd/system/{unit}.timer", timer(description, schedule), tag="units"),
-        "if airgap_changed units; then systemctl daemon-reload; fi",
-        f"systemctl enable {q(unit + '.timer')} >/dev/null 2>&1 || true",
-        "if [ \"$(cat /proc/1/comm 2>/dev/null)\" = systemd ]; then",
-        f"  systemctl start {q(unit + '.timer')}",
-        "else",
-        f"  echo {q(f'note: PID 1 is not systemd; {unit}.timer is enabled, and runs where systemd does')} >&2",
-        "fi",
+        f"airgap_timer_start units {q(unit + '.timer')}",
     ])
 
 

@@ -42,14 +42,16 @@ def test_artifacts_arrive_verified_and_a_mismatch_keeps_the_old_file(tmp_path):
     staged.mkdir(parents=True)
     good, new = b"rules v1\n", b"rules v2\n"
     (staged / sha(good)).write_bytes(good)
-    first = run_step(file_server.install_body(str(root), [file_server.Artifact("falco/rules.yaml", sha(good), staged=True)]))
+    first = run_step(file_server.install_body(str(root), [file_server.Artifact("falco/rules.yaml", sha(good),
+                                                                              staged=True)]))
     assert first.returncode == 0, first.stderr
     assert (root / "falco/rules.yaml").read_bytes() == good
     assert (root / "SHA256SUMS").read_text() == f"{sha(good)}  falco/rules.yaml\n"
 
     # the new content arrives under a name that claims another checksum: refused, old file stays
     (staged / ("f" * 64)).write_bytes(new)
-    bad = run_step(file_server.install_body(str(root), [file_server.Artifact("falco/rules.yaml", "f" * 64, staged=True)]))
+    bad = run_step(file_server.install_body(str(root), [file_server.Artifact("falco/rules.yaml", "f" * 64,
+                                                                            staged=True)]))
     assert bad.returncode != 0
     assert "arrived with sha256" in bad.stderr and "previous file stays served" in bad.stderr
     assert (root / "falco/rules.yaml").read_bytes() == good

@@ -7,6 +7,7 @@ import base64
 import copy
 import hashlib
 import io
+import json
 import subprocess
 import tarfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from components.render import harbor as render
 from components.render.shell import step_script
 from offline.program import is_secret, plain_parts, reveal, run_program
 from offline.stackfile import load_stack
+from tests.render import stub_commands
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SPEC = render.HarborSpec(hostname="harbor.example.internal", version="v2.12.2", archive_sha256="0" * 64,
@@ -118,6 +120,57 @@ def test_api_and_health_scripts_parse():
     api = render.api_body(SPEC, ["library", "docker.io"], "airgap-pull")
     assert '"action": "pull"' in api and '"level": "system"' in api
     assert "/api/v2.0/projects?project_name=library" in api
+
+
+# Harbor's API as the stubs see it: no project exists, the robot exists when ROBOTS says so; what
+# curl sends on stdin is kept beside the calls.
+CURL_STUB = """case "$*" in
+  *" -I") exit 22 ;;
+  *"/robots?q="*) printf '%s' "$ROBOTS" ;;
+  *"/health") printf '%s' "$HEALTH" ;;
+  *" -d @- "*) { cat; echo; } >> "$STUB_LOG.sent" ;;
+esac"""
+
+
+def test_api_calls_create_projects_and_set_the_robot_secret(tmp_path):
+    api = render.api_body(SPEC, ["docker.io"], "airgap-pull")
+    stdin = stub_commands.secret_line('user = "admin:pw"\n') + stub_commands.secret_line("Robot$ecret1")
+    sent = tmp_path / "stub-calls.sent"
+    for robots, method, target in (("[]", "POST", "/robots"),
+                                   ('[{"id": 7, "name": "robot$airgap-pull"}]', "PATCH", "/robots/7")):
+        sent.write_text("")
+        result, calls = stub_commands.run(tmp_path, api, {"curl": CURL_STUB}, stdin=stdin, env={"ROBOTS": robots})
+        assert result.returncode == 0, result.stderr
+        base = "https://harbor.example.internal:443/api/v2.0"
+        urls = [(call[call.index("-X") + 1] if "-X" in call else "GET", call[-1] if call[-1] != "-I" else call[-2])
+                for call in calls]
+        assert urls == [("GET", f"{base}/projects?project_name=docker.io"), ("POST", f"{base}/projects"),
+                        ("GET", f"{base}/robots?q=name%3D~airgap-pull"), (method, base + target)]
+        for call in calls:
+            assert call[1:6] == ["-fsS", "--max-time", "30", "--cacert", SPEC.cert_path]
+        create = calls[1]
+        project = json.loads(create[create.index("-d") + 1])
+        assert project == {"project_name": "docker.io", "metadata": {"public": "false"}}
+        robot = json.loads(sent.read_text())
+        assert robot["secret"] == "Robot$ecret1", "the secret arrives from stdin, as data"
+        if method == "POST":
+            assert robot["name"] == "airgap-pull" and robot["level"] == "system"
+        else:
+            assert robot == {"secret": "Robot$ecret1"}
+
+
+@pytest.mark.parametrize("answer, healthy", [
+    ({"status": "healthy", "components": [{"name": "core", "status": "healthy"}]}, True),
+    ({"status": "healthy", "components": [{"name": "trivy", "status": "unhealthy"}]}, False),
+])
+def test_health_waits_for_every_component(tmp_path, answer, healthy):
+    result, calls = stub_commands.run(tmp_path, render.health_body(SPEC, attempts=3), {"curl": CURL_STUB, "sleep": ""},
+                                      env={"HEALTH": json.dumps(answer)})
+    assert (result.returncode == 0) is healthy, result.stderr
+    assert len([c for c in calls if c[0] == "curl"]) == (1 if healthy else 3)
+    assert calls[0][-1] == "https://harbor.example.internal:443/api/v2.0/health"
+    if not healthy:
+        assert "is not healthy" in result.stderr
 
 
 def test_projects_cover_every_source_registry():

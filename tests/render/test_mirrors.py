@@ -71,7 +71,8 @@ def test_a_bundle_tree_is_served_on_loopback_for_the_update_only(tmp_path):
     stub = ('serve_tree() { printf "serve %s\\n" "$1"; TREE_URL=http://127.0.0.1:1; }\n'
             'aptly_repo() { printf "source %s\\n" "$AIRGAP_SOURCE"; printf "%s\\n" "$@"; }\n'
             'stop_trees() { echo stopped; }\n' + calls)
-    lines = subprocess.run(["bash", "-c", stub], capture_output=True, text=True, check=True, cwd=tmp_path).stdout.splitlines()
+    lines = subprocess.run(["bash", "-c", stub], capture_output=True, text=True, check=True,
+                           cwd=tmp_path).stdout.splitlines()
     assert lines[:4] == ["serve /srv/air gap/apt/$(touch pwned)", "source tree:/srv/air gap/apt/$(touch pwned)",
                          "debian", "http://127.0.0.1:1"]
     assert lines[-1] == "stopped" and not (tmp_path / "pwned").exists()
@@ -80,15 +81,17 @@ def test_a_bundle_tree_is_served_on_loopback_for_the_update_only(tmp_path):
     (tree / "dists/bookworm").mkdir(parents=True)
     (tree / "dists/bookworm/InRelease").write_text("signed\n")
     script = ("set -euo pipefail\nTREE_PIDS=()\n" + _function(program, "stop_trees") + _function(program, "serve_tree")
-              + f'serve_tree "$1"\npython3 -c \'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode(), end="")\' '
+              + 'serve_tree "$1"\npython3 -c \'import sys, urllib.request; '
+              + 'print(urllib.request.urlopen(sys.argv[1]).read().decode(), end="")\' '
               + '"$TREE_URL/dists/bookworm/InRelease"\npid=${TREE_PIDS[0]}\nstop_trees\n'
               + 'if kill -0 "$pid" 2>/dev/null; then echo still-running; fi\necho "$TREE_URL"\n')
     out = subprocess.run(["bash", "-c", script, "bash", str(tree)], capture_output=True, text=True, check=True,
                          timeout=60).stdout.splitlines()
     assert out[0] == "signed" and "still-running" not in out
     assert out[-1].startswith("http://127.0.0.1:")
-    missing = subprocess.run(["bash", "-c", "set -e\nTREE_PIDS=()\n" + _function(program, "serve_tree") + 'serve_tree "$1"',
-                              "bash", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    serve_only = "set -e\nTREE_PIDS=()\n" + _function(program, "serve_tree") + 'serve_tree "$1"'
+    missing = subprocess.run(["bash", "-c", serve_only, "bash", str(tmp_path)], capture_output=True, text=True,
+                             timeout=60)
     assert missing.returncode != 0 and "not a Debian archive tree" in missing.stderr
 
 
@@ -96,7 +99,8 @@ def test_aptly_never_skips_signatures_unless_asked():
     program = apt_mirror.update_program(APT)
     call = next(line for line in program.splitlines() if line.startswith("aptly_repo "))
     assert " no " in call.replace("'", " ")
-    unsigned = apt_mirror.AptMirrorSpec(**{**APT.__dict__, "repos": (apt_mirror.AptRepo(**{**APT_REPO.__dict__, "ignore_signatures": True}),)})
+    unsigned_repo = apt_mirror.AptRepo(**{**APT_REPO.__dict__, "ignore_signatures": True})
+    unsigned = apt_mirror.AptMirrorSpec(**{**APT.__dict__, "repos": (unsigned_repo,)})
     assert "-ignore-signatures" in apt_mirror.update_program(unsigned)
 
 
@@ -158,8 +162,8 @@ def test_nginx_install_checks_before_reloading():
 
 
 def test_httpd_site_table():
-    text = rpm_mirror.httpd_site(name="airgap-rpm", address="10.0.0.2", port=8444, hostname="mirror", root="/srv/rpm/public",
-                                 tls=True, cert_path="/c.crt", key_path="/c.key")
+    text = rpm_mirror.httpd_site(name="airgap-rpm", address="10.0.0.2", port=8444, hostname="mirror",
+                                 root="/srv/rpm/public", tls=True, cert_path="/c.crt", key_path="/c.key")
     assert text.startswith("Listen 10.0.0.2:8444\n")
     assert "SSLEngine on" in text and "+Indexes" in text
     bash_parses(step_script(rpm_mirror.httpd_install_lines(text, "airgap-rpm", True)))
@@ -195,8 +199,8 @@ def test_move_aside_is_reversible_and_idempotent(tmp_path):
     (etc / "sources.list").write_text("deb http://deb.debian.org/debian bookworm main\n")
     (etc / "sources.list.d/other.sources").write_text("Types: deb\n")
     (etc / "sources.list.d/airgap-debian.sources").write_text("ours\n")
-    lines = "\n".join(l for l in mirror_clients.apt_lines(
-        sources={}, keys={}, ca_pem=None, hostname="m", move_aside=True).splitlines() if "apt-get" not in l)
+    lines = "\n".join(line for line in mirror_clients.apt_lines(
+        sources={}, keys={}, ca_pem=None, hostname="m", move_aside=True).splitlines() if "apt-get" not in line)
     script = step_script(lines.replace("/etc/apt", str(etc)))
     for _ in range(2):
         subprocess.run(["sh", "-c", script], check=True)

@@ -1,31 +1,34 @@
 """Registry renderers: tables of inputs → text, then the text checked by the real tools
 (bash -n, systemd-analyze verify, and Docker Distribution itself loading the config)."""
 
+import base64
+import dataclasses
 import os
+import shlex
 import signal
 import socket
 import ssl
 import subprocess
 import time
 import urllib.request
-import base64
 
 import bcrypt
 import pytest
 import yaml
 
-from components.render import htpasswd, registry as render
+from components.render import htpasswd
+from components.render import registry as render
 from components.render.shell import step_script
+from tests.render import stub_commands
 
 CA = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"
 CERT = "-----BEGIN CERTIFICATE-----\nSERVER\n-----END CERTIFICATE-----\n"
 
 
-def spec(**changes):
-    values = dict(address="10.0.0.5", hostname="registry.example.internal", port=5443,
-                  storage_path="/var/lib/airgap/registry", cert_pem=CERT, ca_pem=CA)
-    values.update(changes)
-    return render.RegistrySpec(**values)
+def spec(**changes) -> render.RegistrySpec:
+    base = render.RegistrySpec(address="10.0.0.5", hostname="registry.example.internal", port=5443,
+                               storage_path="/var/lib/airgap/registry", cert_pem=CERT, ca_pem=CA)
+    return dataclasses.replace(base, **changes)
 
 
 def test_config_table():
@@ -76,39 +79,86 @@ def test_install_scripts_parse(runtime):
     subprocess.run(["bash", "-n", "-c", step_script(body)], check=True)
 
 
-def test_package_install_table():
+def test_package_install_table(tmp_path):
     body = render.install_package_runtime(spec())
-    assert "systemctl disable --now docker-registry.service" in body, "the package's own :5000 unit goes"
     assert "/etc/systemd/system/airgap-registry.service" in body
     assert "airgap_secret_file /etc/airgap/registry/server.key 0640 root:docker-registry tls" in body
     assert "airgap_secret_file /etc/airgap/registry/htpasswd 0640 root:docker-registry auth" in body
     assert body.index("server.key") < body.index("htpasswd 0640"), "stdin order: key, then htpasswd"
     assert "if airgap_changed config tls auth unit" in body
-    assert "--resolve registry.example.internal:5443:10.0.0.5" in body
     assert "https://registry.example.internal:5443/v2/" in body
 
+    # The package's calls, run against stubs: its own :5000 unit goes, and the health check asks
+    # the host's own address under the registry's name.
+    calls = "\n".join(stub_commands.call_line(body, f) for f in ("airgap_registry_package", "airgap_registry_health"))
+    result, log = stub_commands.run(tmp_path, render.PACKAGE_RUNTIME + render.HEALTH + calls, {
+        "docker-registry": "", "systemctl": "",
+        "curl": 'case " $* " in *" -K "*) ;; *) printf 401 ;; esac'},
+        stdin=stub_commands.secret_line('user = "airgap:pw"\n'))
+    assert result.returncode == 0, result.stderr
+    assert ["systemctl", "disable", "--now", "docker-registry.service"] in log
+    probe, login = (call for call in log if call[0] == "curl")
+    for call in (probe, login):
+        assert call[1:7] == ["-sS", "--max-time", "5", "--cacert", "/etc/airgap/registry/ca.crt", "--resolve"]
+        assert call[7] == "registry.example.internal:5443:10.0.0.5"
+        assert call[-1] == "https://registry.example.internal:5443/v2/"
+    assert "-K" not in probe and "-K" in login
 
-def test_docker_install_table():
+
+# Docker as the stubs see it: the image present or not, the container's image label, published
+# address and running state.
+DOCKER_STUB = """case "$*" in
+  "image inspect -f {{.Id}} "*) echo sha256:new ;;
+  "image inspect "*) [ "$IMAGE_PRESENT" = yes ] ;;
+  "inspect -f {{index .Config.Labels \\"airgap.image-id\\"}} "*) [ -n "$LABEL" ] && echo "$LABEL" ;;
+  "port "*) echo "$PUBLISHED" ;;
+  "inspect -f {{.State.Running}} "*) echo "$RUNNING" ;;
+esac"""
+FRESH = {"IMAGE_PRESENT": "no", "LABEL": "", "PUBLISHED": "", "RUNNING": "false"}
+RUNNING = {"IMAGE_PRESENT": "yes", "LABEL": "sha256:new", "PUBLISHED": "10.0.0.5:5443", "RUNNING": "true"}
+
+
+def _container_calls(tmp_path, body: str, state: dict[str, str], changed: str = "") -> list[list[str]]:
+    """The Docker and repair commands the install step's container calls run, Docker in `state`."""
+    words = shlex.split(stub_commands.call_line(body, "airgap_registry_container"))
+    assert words[-3:-1] == ["/bin/sh", render.REPAIR_SCRIPT], "the repair, as the unit runs it"
+    calls = "\n".join([stub_commands.call_line(body, "airgap_registry_image"), f"CHANGED={shlex.quote(changed)}",
+                       shlex.join([*words[:-3], "repair", words[-1]])])
+    result, log = stub_commands.run(tmp_path, render.DOCKER_RUNTIME + calls, {"docker": DOCKER_STUB, "repair": ""},
+                                    env=state)
+    assert result.returncode == 0, result.stderr
+    queries = ("image inspect", "inspect -f", "port")
+    return [call for call in log if not " ".join(call[1:]).startswith(queries)]
+
+
+def test_docker_install_table(tmp_path):
     body = render.install_docker_runtime(spec(runtime="docker", docker_image="registry:2.8.3",
                                               docker_archive="/var/lib/airgap/images/registry.tar"))
-    assert "docker load -i /var/lib/airgap/images/registry.tar" in body
-    assert "--restart=always --stop-timeout 45" in body
     assert "docker restart" not in body, "stop, repair, start: never a restart without the repair"
-    repair = "/bin/sh /etc/airgap/registry/repair-storage.sh /var/lib/airgap/registry >&2"
-    assert body.count(repair) == 3, "before every start of the container"
     assert "airgap_install_file /etc/airgap/registry/repair-storage.sh 0755 root:root repair" in body
-    assert body.index("docker stop airgap-registry") < body.index("docker rm -f airgap-registry"), "drained first"
-    assert "-p 10.0.0.5:5443:5000" in body, "published on the host's own address only"
-    assert "-v /var/lib/airgap/registry:/var/lib/registry" in body
-    assert "-v /etc/airgap/registry:/etc/docker/registry:ro" in body
-    assert "registry:2.8.3" in body
     config = body.split("config.yml")[1]
     assert "0.0.0.0:5000" in config and "/var/lib/registry" in config
 
+    run = ["docker", "run", "-d", "--name", "airgap-registry", "--restart=always", "--stop-timeout", "45",
+           "-p", "10.0.0.5:5443:5000",  # published on the host's own address only
+           "-v", "/var/lib/airgap/registry:/var/lib/registry", "-v", "/etc/airgap/registry:/etc/docker/registry:ro",
+           "--label", "airgap.image-id=sha256:new", "registry:2.8.3"]
+    repair = ["repair", "/var/lib/airgap/registry"]
+    stop, remove = ["docker", "stop", "airgap-registry"], ["docker", "rm", "-f", "airgap-registry"]
+    start = ["docker", "start", "airgap-registry"]
+    assert _container_calls(tmp_path, body, FRESH) == [
+        ["docker", "load", "-i", "/var/lib/airgap/images/registry.tar"], stop, remove, repair, run]  # drained first
+    assert _container_calls(tmp_path, body, {**RUNNING, "PUBLISHED": "0.0.0.0:5443"}) == [stop, remove, repair, run]
+    assert _container_calls(tmp_path, body, RUNNING, changed=" config") == [stop, repair, start]
+    assert _container_calls(tmp_path, body, {**RUNNING, "RUNNING": "false"}) == [repair, start]
+    assert _container_calls(tmp_path, body, RUNNING, changed=" ca") == [], "nothing it reads changed"
 
-def test_hostile_values_are_quoted_or_refused():
+
+def test_hostile_values_are_quoted_or_refused(tmp_path):
     body = render.install_docker_runtime(spec(runtime="docker", storage_path="/var/lib/a b;rm -rf x"))
-    assert "repair-storage.sh '/var/lib/a b;rm -rf x' >&2" in body
+    calls = _container_calls(tmp_path, body, FRESH)
+    assert ["repair", "/var/lib/a b;rm -rf x"] in calls
+    assert "/var/lib/a b;rm -rf x:/var/lib/registry" in calls[-1]
     assert "install -d -m 0750 '/var/lib/a b;rm -rf x'" in body
     with pytest.raises(ValueError, match="registry storage"):  # a unit file has no shell quoting
         render.install_package_runtime(spec(storage_path="/var/lib/a b;rm -rf x"))

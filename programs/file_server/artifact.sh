@@ -1,0 +1,37 @@
+# shellcheck shell=bash
+# The file server's artifacts in its install step (airgap-infra), after shell/prelude.sh: one
+# airgap_artifact call per artifact, then airgap_artifacts_arrived.
+
+ARTIFACT_FAILED=no
+
+airgap_artifact() {  # ROOT PATH SHA256 URL STAGED
+  local target="$1/$2" want=$3 url=$4 staged=$5 tmp got
+  if [ -f "$target" ] && [ "$(sha256sum "$target" | cut -d' ' -f1)" = "$want" ]; then
+    if [ -n "$staged" ]; then rm -f "$staged"; fi   # a copy sent again is not needed
+    return 0
+  fi
+  install -d -m 0755 "$(dirname "$target")"
+  tmp=$(mktemp "$(dirname "$target")/.airgap-incoming.XXXXXX")
+  if [ -n "$url" ]; then
+    if ! curl -fsSL --retry 3 --max-time 900 -o "$tmp" "$url"; then
+      rm -f "$tmp"; echo "file server: cannot fetch $url for $2" >&2; ARTIFACT_FAILED=yes; return 0
+    fi
+  elif [ -f "$staged" ]; then
+    mv -f "$staged" "$tmp"   # same file system: no second copy; a served file is never written in place
+  else
+    rm -f "$tmp"
+    echo "file server: $2 is not on the host and was not copied again ($staged missing); re-run with the copy replaced" >&2
+    ARTIFACT_FAILED=yes; return 0
+  fi
+  got=$(sha256sum "$tmp" | cut -d' ' -f1)
+  if [ "$got" != "$want" ]; then
+    rm -f "$tmp"
+    echo "file server: $2 arrived with sha256 $got, expected $want; the previous file stays served" >&2
+    ARTIFACT_FAILED=yes; return 0
+  fi
+  chmod 0644 "$tmp"; mv -f "$tmp" "$target"; CHANGED="$CHANGED artifacts"
+}
+
+airgap_artifacts_arrived() {  # fail the step if an artifact did not arrive (each one said why)
+  if [ "$ARTIFACT_FAILED" = yes ]; then exit 1; fi
+}
