@@ -27,10 +27,10 @@ from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
 from cryptography import x509
 
-from .images import ImageRef, ImageRefError, parse_image_ref, DOMAIN
+from ..images import ImageRef, ImageRefError, parse_image_ref, DOMAIN
 
 PROJECT = "airgap-infra"
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 MODEL_CONFIG = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
@@ -1006,7 +1006,7 @@ def _application_checks(hosts, parsed, secrets, images) -> list[str]:
                 problems.append(f"mattermost.dockerHost: no host named {mattermost.docker_host!r}")
         elif mattermost.kubernetes.mode == "helm" and mattermost.kubernetes.chart_archive is None:
             problems.append("mattermost.kubernetes.chartArchive: required in helm mode (the chart .tgz carried across)")
-        from .render.mattermost import AIRGAP_KEYS  # noqa: PLC0415 - a table, not configuration
+        from ..render.mattermost import AIRGAP_KEYS  # noqa: PLC0415 - a table, not configuration
         for key in mattermost.overrides:
             if key not in AIRGAP_KEYS:
                 problems.append(f"mattermost.overrides: {key!r} is not an air-gap setting; overridable: {', '.join(sorted(AIRGAP_KEYS))}")
