@@ -10,32 +10,26 @@ secrets: models hold only the *names* of secrets, and `Settings.secret(name)` ha
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import binascii
 import ipaddress
 import posixpath
 import re
 import urllib.parse
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, ClassVar, Literal, Mapping
 
 import pulumi
 from annotated_types import Ge, Le, MaxLen, MinLen
-from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic import AfterValidator, Field, Strict, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
-from cryptography import x509
 
 from ..images import ImageRef, ImageRefError, parse_image_ref, DOMAIN
-
-PROJECT = "airgap-infra"
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-
-MODEL_CONFIG = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
-
-# Where persistent data may live on a host: never `/`, `/etc`, `/usr`, `/tmp`, a home directory.
-DATA_ROOTS = ("/srv", "/var/lib", "/var/opt", "/opt", "/data", "/mnt")
+from .fields import DATA_ROOTS, MODEL_CONFIG, PROJECT, PROJECT_DIR, HostName, ImageReference, Port, SecretName
+from .hosts import HostSettings
+from .registry import DockerRuntimeSettings, FillSettings, RegistrySettings, RegistryUser, RegistryUserName
+from .rules import Rules, collect, needs, unique
+from .tls import ServedTlsSettings, TlsSettings
 
 
 class SettingsError(ValueError):
@@ -47,12 +41,6 @@ class SettingsError(ValueError):
 
 
 # --- field checks -------------------------------------------------------------------------
-
-def _host_name(value: str) -> str:
-    if not re.fullmatch(r"[a-z][a-z0-9-]{0,62}", value):
-        raise ValueError(f"{value!r} is not a host name; use lowercase letters, digits and '-', starting with a letter")
-    return value
-
 
 def _address(value: str) -> str:
     try:
@@ -68,42 +56,6 @@ def _dns_name(value: str) -> str:
     if len(value) > 253 or ":" in value or not DOMAIN.match(value):
         raise ValueError(f"{value!r} is not a DNS name (letters, digits, '-' and '.')")
     return value.lower()
-
-
-def _login(value: str) -> str:
-    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
-        raise ValueError(f"{value!r} is not a login name; use lowercase letters, digits, '_' and '-'")
-    return value
-
-
-_KEY_TYPES = (
-    "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-    "ssh-rsa", "rsa-sha2-256", "rsa-sha2-512",
-)
-
-
-def _host_key(value: str) -> str:
-    parts = value.split()
-    if len(parts) not in (2, 3) or parts[0] not in _KEY_TYPES:
-        raise ValueError(
-            "must be a public host key as `<type> <base64>` (from `ssh-keyscan` or "
-            f"/etc/ssh/ssh_host_*.pub); types: {', '.join(_KEY_TYPES)}"
-        )
-    try:
-        blob = base64.b64decode(parts[1], validate=True)
-    except binascii.Error:
-        raise ValueError("host key data is not base64") from None
-    if len(blob) < 4 or blob[4 : 4 + int.from_bytes(blob[:4], "big")].decode(errors="replace") != (
-        "ssh-rsa" if parts[0].startswith("rsa-sha2") else parts[0]
-    ):
-        raise ValueError(f"host key data does not hold a {parts[0]} key")
-    return f"{parts[0]} {parts[1]}"
-
-
-def _secret_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", value):
-        raise ValueError(f"{value!r} is not a secret name (letters, digits, '_', '-')")
-    return value
 
 
 def _data_path(value: str) -> str:
@@ -147,14 +99,6 @@ def _oci_layout(value: str) -> str:
     if ":" in str(path):
         raise ValueError(f"{value!r}: an OCI layout path may not contain ':' (skopeo's oci: syntax)")
     return str(path)
-
-
-def _upstream_mirror(value: str) -> str:
-    """`host[:port][/path]` where a public registry's content is fetched from."""
-    host, _, path = value.partition("/")
-    if not DOMAIN.match(host) or (path and not re.fullmatch(r"[a-z0-9]+(?:[._/-]+[a-z0-9]+)*", path)):
-        raise ValueError(f"{value!r} must be host[:port][/path] (lowercase path)")
-    return value
 
 
 def _mirror_name(value: str) -> str:
@@ -216,118 +160,7 @@ def _repo_id(value: str) -> str:
     return value
 
 
-HostName = Annotated[str, AfterValidator(_host_name)]
-Port = Annotated[int, Strict(), Ge(1), Le(65535)]
-SecretName = Annotated[str, AfterValidator(_secret_name)]
-
-
 # --- models -------------------------------------------------------------------------------
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class HostSettings:
-    """One machine the program reaches over SSH."""
-
-    address: Annotated[str, AfterValidator(_address)]
-    """IP address or DNS name the admin machine (or the bastion) connects to."""
-    host_key: Annotated[str, AfterValidator(_host_key)]
-    """Pinned public host key, `ssh-ed25519 AAAA…`. Connections to any other key are refused."""
-    port: Port = 22
-    """SSH port."""
-    user: Annotated[str, AfterValidator(_login)] = "root"
-    """Login user; with `sudo: true` steps run through `sudo -n`."""
-    bastion: HostName | None = None
-    """Name of another host to jump through (one hop)."""
-    private_key_secret: SecretName = "sshPrivateKey"
-    """Name of the entry in `secrets` that holds the private key."""
-    sudo: Annotated[bool, Strict()] = False
-    """Run steps as root through passwordless sudo."""
-
-
-def _registry_user(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
-        raise ValueError(f"{value!r} is not a registry user name (letters, digits, '.', '_', '-')")
-    return value
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class RegistryUser:
-    name: Annotated[str, AfterValidator(_registry_user)]
-    """htpasswd user name."""
-    password_secret: SecretName
-    """Name of the entry in `secrets` that holds the password."""
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class TlsSettings:
-    mode: Literal["generate", "files"] = "generate"
-    """`generate`: the stack's own CA issues the certificate; `files`: PEM files you provide."""
-    cert_file: Annotated[str, AfterValidator(_project_file)] | None = None
-    """`files` mode: server certificate (PEM, chain allowed), relative to the project."""
-    ca_file: Annotated[str, AfterValidator(_project_file)] | None = None
-    """`files` mode: CA bundle clients must trust (defaults to the certificate's own chain)."""
-    key_secret: SecretName | None = None
-    """`files` mode: name of the entry in `secrets` holding the private key PEM."""
-    validity_days: Annotated[int, Strict(), Ge(1), Le(3650)] = 825
-    """`generate` mode: lifetime of the issued server certificate."""
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class DockerRuntimeSettings:
-    image_archive: Annotated[str, AfterValidator(_project_file)] | None = None
-    """`runtime: docker`: `docker save` archive of the registry image, carried across the gap."""
-    image: str = "registry:2"
-    """The image name:tag inside that archive."""
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class FillSettings:
-    runner: Literal["host", "admin"] = "host"
-    """Where skopeo runs: on the registry host, or on the admin machine."""
-    parallel: Annotated[int, Strict(), Ge(1), Le(16)] = 4
-    """Copies at once (never two that would upload the same missing layer)."""
-    retries: Annotated[int, Strict(), Ge(0), Le(10)] = 3
-    """Attempts after a failed copy, with back-off."""
-    oci_layout: Annotated[str, AfterValidator(_oci_layout)] | None = None
-    """Copy from this OCI layout (carried across the gap) instead of from registries."""
-    upstreams: Mapping[str, Annotated[str, AfterValidator(_upstream_mirror)]] = Field(default_factory=dict)
-    """Where each public registry is fetched from, e.g. `docker.io: mirror.corp:5000/dockerhub`."""
-    lock_file: Annotated[str, AfterValidator(_project_output)] | None = "image-lock.json"
-    """Image lock written on the admin machine (relative to the project); null to skip."""
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class RegistrySettings:
-    host: HostName
-    """Name of the host (under `hosts`) that runs the registry."""
-    hostname: Annotated[str, AfterValidator(_dns_name)] | None = None
-    """DNS name clients use; defaults to the host's address. Goes into the certificate."""
-    port: Port = 5443
-    """HTTPS port, bound on the host's address only."""
-    runtime: Literal["package", "docker"] = "package"
-    """`package`: Debian's docker-registry as a systemd unit; `docker`: registry:2 from an archive."""
-    storage_path: Annotated[str, AfterValidator(_data_path)] = "/var/lib/airgap/registry"
-    """Where blobs live. Never deleted unless `purge` is true."""
-    tls: TlsSettings = TlsSettings()
-    users: Annotated[tuple[RegistryUser, ...], MinLen(1), MaxLen(32)] = (
-        RegistryUser(name="airgap", password_secret="registryPassword"),
-    )
-    """htpasswd users; the first one fills the registry and runs the health check."""
-    docker: DockerRuntimeSettings = DockerRuntimeSettings()
-    fill: FillSettings = FillSettings()
-    purge: Annotated[bool, Strict()] = False
-    """Delete the storage when the registry is removed from the stack."""
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class ServedTlsSettings:
-    """TLS for a web server: the stack CA, your PEM files, or plain HTTP (`none`)."""
-
-    mode: Literal["generate", "files", "none"] = "generate"
-    cert_file: Annotated[str, AfterValidator(_project_file)] | None = None
-    ca_file: Annotated[str, AfterValidator(_project_file)] | None = None
-    key_secret: SecretName | None = None
-    validity_days: Annotated[int, Strict(), Ge(1), Le(3650)] = 825
-
 
 MirrorName = Annotated[str, AfterValidator(_mirror_name)]
 RepoUrl = Annotated[str, AfterValidator(_repo_url)]
@@ -554,7 +387,7 @@ class HarborSettings:
     data_volume: Annotated[str, AfterValidator(_data_path)] = "/data/harbor"
     admin_password_secret: SecretName = "harborAdminPassword"
     database_password_secret: SecretName = "harborDatabasePassword"
-    robot_name: Annotated[str, AfterValidator(_registry_user)] = "airgap-pull"
+    robot_name: RegistryUserName = "airgap-pull"
     robot_secret: SecretName = "harborRobotSecret"
     """The robot account's secret: clients pull with it (it becomes the pull secret)."""
     s3: Mapping[str, str | int | bool] = Field(default_factory=dict)
@@ -614,6 +447,11 @@ class MattermostSettings:
 class Settings:
     """Everything the program needs, checked."""
 
+    RULES: ClassVar[Rules] = (
+        needs("registry", field="images", why="it holds the images"),
+        unique("images[*]"),
+    )
+
     stack: str
     hosts: Mapping[str, HostSettings]
     registry: RegistrySettings | None
@@ -654,7 +492,7 @@ class Settings:
 TOP_LEVEL = {
     "hosts": TypeAdapter(dict[HostName, HostSettings]),
     "registry": TypeAdapter(RegistrySettings | None),
-    "images": TypeAdapter(tuple[str, ...]),
+    "images": TypeAdapter(tuple[ImageReference, ...]),
     "aptMirror": TypeAdapter(AptMirrorSettings | None),
     "rpmMirror": TypeAdapter(RpmMirrorSettings | None),
     "mirrorClients": TypeAdapter(tuple[MirrorClientSettings, ...]),
@@ -709,34 +547,13 @@ def load(config: pulumi.Config | None = None) -> Settings:
     elif secrets_value and not pulumi.runtime.is_config_secret(f"{PROJECT}:secrets"):
         problems.append("secrets: holds plain-text values; set every entry with `pulumi config set --secret --path secrets.<name> …`")
 
-    images: list[ImageRef] = []
-    seen: dict[ImageRef, int] = {}
-    for index, text in enumerate(parsed.get("images", ())):
-        try:
-            ref = parse_image_ref(text)
-        except ImageRefError as error:
-            problems.append(f"images[{index}]: {error}")
-            continue
-        if ref in seen:
-            problems.append(f"images[{index}]: {text!r} is the same image as images[{seen[ref]}]")
-            continue
-        seen[ref] = index
-        images.append(ref)
-
     hosts = parsed.get("hosts", {})
-    registry = parsed.get("registry")
-    if not failed:
-        problems.extend(_cross_checks(hosts, registry, images, secrets_value))
-        problems.extend(_mirror_checks(hosts, parsed, secrets_value))
-        problems.extend(_artifact_checks(hosts, parsed, secrets_value))
-        problems.extend(_application_checks(hosts, parsed, secrets_value, images))
-    if problems:
-        raise SettingsError(problems)
-    return Settings(
+    images = tuple(parse_image_ref(text) for text in parsed.get("images", ()))
+    settings = Settings(
         stack=pulumi.get_stack(),
         hosts=hosts,
-        registry=registry,
-        images=tuple(images),
+        registry=parsed.get("registry"),
+        images=images,
         apt_mirror=parsed.get("aptMirror"),
         rpm_mirror=parsed.get("rpmMirror"),
         mirror_clients=parsed.get("mirrorClients", ()),
@@ -748,6 +565,14 @@ def load(config: pulumi.Config | None = None) -> Settings:
         mattermost=parsed.get("mattermost"),
         secret_values=dict(secrets_value),
     )
+    if not failed:
+        problems.extend(collect(settings))
+        problems.extend(_mirror_checks(hosts, parsed, secrets_value))
+        problems.extend(_artifact_checks(hosts, parsed, secrets_value))
+        problems.extend(_application_checks(hosts, parsed, secrets_value, images))
+    if problems:
+        raise SettingsError(problems)
+    return settings
 
 
 def _configured_keys() -> set[str]:
@@ -755,65 +580,6 @@ def _configured_keys() -> set[str]:
     prefix = f"{PROJECT}:"
     keys = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
     return {key[len(prefix):] for key in keys if key.startswith(prefix)}
-
-
-def _cross_checks(hosts, registry, images, secrets) -> list[str]:
-    problems: list[str] = []
-
-    def need_secret(path: str, name: str | None) -> None:
-        if name is None:
-            return
-        if name not in secrets:
-            problems.append(f"{path}: secret {name!r} is not set; run "
-                            f"`pulumi config set --secret --path secrets.{name} …`")
-        elif not secrets[name]:
-            problems.append(f"{path}: secret {name!r} is empty")
-
-    for name, host in hosts.items():
-        need_secret(f"hosts.{name}.privateKeySecret", host.private_key_secret)
-        if host.private_key_secret in secrets and "PRIVATE KEY-----" not in secrets[host.private_key_secret]:
-            problems.append(f"hosts.{name}.privateKeySecret: secret {host.private_key_secret!r} "
-                            "is not a PEM/OpenSSH private key")
-        if host.bastion is not None:
-            if host.bastion == name:
-                problems.append(f"hosts.{name}.bastion: a host cannot be its own bastion")
-            elif host.bastion not in hosts:
-                problems.append(f"hosts.{name}.bastion: no host named {host.bastion!r}; known: {', '.join(sorted(hosts))}")
-            elif hosts[host.bastion].bastion is not None:
-                problems.append(f"hosts.{name}.bastion: {host.bastion!r} itself has a bastion; one hop is supported")
-
-    if registry is None:
-        if images:
-            problems.append("images: listed, but no `registry` is configured to hold them")
-        return problems
-    if registry.host not in hosts:
-        problems.append(f"registry.host: no host named {registry.host!r}; known: {', '.join(sorted(hosts)) or 'none'}")
-    names = [user.name for user in registry.users]
-    if len(set(names)) != len(names):
-        problems.append("registry.users: user names must be unique")
-    for index, user in enumerate(registry.users):
-        need_secret(f"registry.users[{index}].passwordSecret", user.password_secret)
-    tls = registry.tls
-    if tls.mode == "files":
-        if tls.cert_file is None:
-            problems.append("registry.tls.certFile: required when registry.tls.mode is files; give a PEM path")
-        if tls.key_secret is None:
-            problems.append("registry.tls.keySecret: required when registry.tls.mode is files; name the secret holding the key PEM")
-        need_secret("registry.tls.keySecret", tls.key_secret)
-        if tls.cert_file is not None:
-            problems.extend(_check_certificate("registry.tls.certFile", tls.cert_file))
-    elif tls.cert_file or tls.key_secret or tls.ca_file:
-        problems.append("registry.tls: certFile/caFile/keySecret apply only with mode: files")
-    if registry.runtime == "docker" and registry.docker.image_archive is None:
-        problems.append("registry.docker.imageArchive: required with runtime: docker (a `docker save` archive of the registry image)")
-    for source in registry.fill.upstreams:
-        try:
-            parse_image_ref(f"{source}/x:1")
-        except ImageRefError:
-            problems.append(f"registry.fill.upstreams: {source!r} is not a registry host[:port]")
-        if "." not in source and ":" not in source and source != "localhost":
-            problems.append(f"registry.fill.upstreams: {source!r} is not a registry host (e.g. docker.io, quay.io)")
-    return problems
 
 
 def _mirror_checks(hosts, parsed, secrets) -> list[str]:
@@ -825,7 +591,6 @@ def _mirror_checks(hosts, parsed, secrets) -> list[str]:
             continue
         if mirror.host not in hosts:
             problems.append(f"{key}.host: no host named {mirror.host!r}; known: {', '.join(sorted(hosts)) or 'none'}")
-        problems.extend(_served_tls_checks(f"{key}.tls", mirror.tls, secrets))
         served.append((key, mirror.host, mirror.port))
     if len(served) == 2 and served[0][1:] == served[1][1:]:
         problems.append(f"rpmMirror.port: {served[1][2]} is aptMirror's port on the same host; give each its own")
@@ -898,7 +663,6 @@ def _artifact_checks(hosts, parsed, secrets) -> list[str]:
     if files is not None:
         if files.host not in hosts:
             problems.append(f"fileServer.host: no host named {files.host!r}; known: {', '.join(sorted(hosts)) or 'none'}")
-        problems.extend(_served_tls_checks("fileServer.tls", files.tls, secrets))
         paths = [a.path for a in files.artifacts]
         if len(set(paths)) != len(paths):
             problems.append("fileServer.artifacts: paths must be unique")
@@ -974,10 +738,6 @@ def _application_checks(hosts, parsed, secrets, images) -> list[str]:
             problems.append(f"harbor.installerSha256: {harbor.installer} has sha256 {actual}; the stack says {harbor.installer_sha256}")
         for key in ("admin_password_secret", "database_password_secret", "robot_secret", "s3_secret_key_secret"):
             need(f"harbor.{to_camel(key)}", getattr(harbor, key))
-        if harbor.tls.mode == "files":
-            if harbor.tls.cert_file is None or harbor.tls.key_secret is None:
-                problems.append("harbor.tls: mode files needs certFile and keySecret")
-            need("harbor.tls.keySecret", harbor.tls.key_secret)
         registry = parsed.get("registry")
         if registry is not None and registry.host == harbor.host and registry.port == harbor.port:
             problems.append("harbor.port: the registry already listens there on that host")
@@ -1023,22 +783,6 @@ def _file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _served_tls_checks(path: str, tls: ServedTlsSettings, secrets) -> list[str]:
-    problems = []
-    if tls.mode == "files":
-        if tls.cert_file is None:
-            problems.append(f"{path}.certFile: required when {path}.mode is files; give a PEM path")
-        else:
-            problems.extend(_check_certificate(f"{path}.certFile", tls.cert_file))
-        if tls.key_secret is None:
-            problems.append(f"{path}.keySecret: required when {path}.mode is files")
-        elif tls.key_secret not in secrets:
-            problems.append(f"{path}.keySecret: secret {tls.key_secret!r} is not set")
-    elif tls.cert_file or tls.key_secret or tls.ca_file:
-        problems.append(f"{path}: certFile/caFile/keySecret apply only with mode: files")
-    return problems
-
-
 def _key_file_checks(path: str, files) -> list[str]:
     problems = []
     for file in files:
@@ -1046,14 +790,6 @@ def _key_file_checks(path: str, files) -> list[str]:
         if "-----BEGIN PGP PUBLIC KEY BLOCK-----" not in text:
             problems.append(f"{path}: {file} is not an armored OpenPGP public key (gpg --armor --export)")
     return problems
-
-
-def _check_certificate(path: str, file: str) -> list[str]:
-    try:
-        certs = x509.load_pem_x509_certificates(Path(file).read_bytes())
-    except ValueError:
-        return [f"{path}: {file} holds no PEM certificate"]
-    return [] if certs else [f"{path}: {file} holds no PEM certificate"]
 
 
 def _describe(key: str, error: ValidationError) -> list[str]:
