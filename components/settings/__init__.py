@@ -27,8 +27,9 @@ from pydantic.dataclasses import dataclass
 from ..images import ImageRef, ImageRefError, parse_image_ref, DOMAIN
 from .fields import DATA_ROOTS, MODEL_CONFIG, PROJECT, PROJECT_DIR, HostName, ImageReference, Port, SecretName
 from .hosts import HostSettings
+from .mirrors import AptMirrorSettings, AptRepoSettings, MirrorClientSettings, RpmMirrorSettings, RpmRepoSettings
 from .registry import DockerRuntimeSettings, FillSettings, RegistrySettings, RegistryUser, RegistryUserName
-from .rules import Rules, collect, needs, unique
+from .rules import Rules, collect, distinct_ports, needs, unique
 from .tls import ServedTlsSettings, TlsSettings
 
 
@@ -101,12 +102,6 @@ def _oci_layout(value: str) -> str:
     return str(path)
 
 
-def _mirror_name(value: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", value):
-        raise ValueError(f"{value!r} is not a mirror name (lowercase letters, digits and '-', at most 41)")
-    return value
-
-
 def _repo_url(value: str) -> str:
     parsed = urllib.parse.urlsplit(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
@@ -116,148 +111,7 @@ def _repo_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def _suite(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+/-]{0,63}", value) or ".." in value:
-        raise ValueError(f"{value!r} is not a distribution/suite name (e.g. bookworm, bookworm-updates)")
-    return value
-
-
-def _component(value: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9._+-]{0,31}", value):
-        raise ValueError(f"{value!r} is not a component name (e.g. main, contrib)")
-    return value
-
-
-def _deb_arch(value: str) -> str:
-    allowed = ("all", "amd64", "arm64", "armel", "armhf", "i386", "mips64el", "ppc64el", "riscv64", "s390x")
-    if value not in allowed:
-        raise ValueError(f"{value!r} is not a Debian architecture; use one of {', '.join(allowed)}")
-    return value
-
-
-def _rpm_arch(value: str) -> str:
-    allowed = ("x86_64", "aarch64", "ppc64le", "s390x", "i686", "noarch")
-    if value not in allowed:
-        raise ValueError(f"{value!r} is not an RPM architecture; use one of {', '.join(allowed)}")
-    return value
-
-
-def _aptly_filter(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9 ._+:~(),|!<>=$*-]{1,512}", value):
-        raise ValueError("an aptly filter may hold letters, digits, spaces and . _ + : ~ ( ) , | ! < > = $ * -")
-    return value
-
-
-def _on_calendar(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9*:,./~ -]{1,64}", value):
-        raise ValueError(f"{value!r} is not a systemd OnCalendar expression (e.g. daily, Mon *-*-* 03:00:00)")
-    return value
-
-
-def _repo_id(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", value):
-        raise ValueError(f"{value!r} is not a repository id (letters, digits, '.', '_', ':', '-')")
-    return value
-
-
 # --- models -------------------------------------------------------------------------------
-
-MirrorName = Annotated[str, AfterValidator(_mirror_name)]
-RepoUrl = Annotated[str, AfterValidator(_repo_url)]
-Keep = Annotated[int, Strict(), Ge(1), Le(100)]
-OnCalendar = Annotated[str, AfterValidator(_on_calendar)]
-KeyFiles = Annotated[tuple[Annotated[str, AfterValidator(_project_file)], ...], MaxLen(16)]
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class AptRepoSettings:
-    """One upstream Debian repository to mirror."""
-
-    name: MirrorName
-    """Published as `<mirror>/<name>`; also the aptly mirror's name."""
-    distribution: Annotated[str, AfterValidator(_suite)]
-    url: RepoUrl | None = None
-    """Upstream archive root, e.g. http://deb.debian.org/debian."""
-    tree: Annotated[str, AfterValidator(_absolute_path)] | None = None
-    """In place of `url`: the archive tree of an imported bundle on the mirror host
-    (`<into>/apt/<name>`), served to aptly on loopback while it updates; signatures still checked."""
-    components: Annotated[tuple[Annotated[str, AfterValidator(_component)], ...], MinLen(1), MaxLen(16)] = ("main",)
-    architectures: Annotated[tuple[Annotated[str, AfterValidator(_deb_arch)], ...], MinLen(1)] = ("amd64",)
-    filter: Annotated[str, AfterValidator(_aptly_filter)] | None = None
-    """aptly package query, e.g. `nginx | openssl`; only matching packages are mirrored."""
-    filter_with_deps: Annotated[bool, Strict()] = False
-    """With `filter`: also mirror the dependencies of matching packages."""
-    keys: KeyFiles = ()
-    """Armored public keys (files) that sign the upstream's Release; required."""
-    ignore_signatures: Annotated[bool, Strict()] = False
-    """Mirror without checking the upstream's signature. Never, unless you must."""
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class AptMirrorSettings:
-    host: HostName
-    hostname: Annotated[str, AfterValidator(_dns_name)] | None = None
-    port: Port = 8443
-    tls: ServedTlsSettings = ServedTlsSettings()
-    method: Literal["aptly", "debmirror"] = "aptly"
-    """`aptly`: snapshots, published signed with the stack's key; `debmirror`: a plain copy that
-    keeps the upstream's own signatures."""
-    storage_path: Annotated[str, AfterValidator(_data_path)] = "/var/lib/airgap/apt-mirror"
-    signing_key_secret: SecretName = "mirrorSigningKey"
-    """Entry of `secrets` holding the armored GPG private key that signs what aptly publishes."""
-    keep: Keep = 5
-    """Snapshots kept per repository; older ones are dropped and their packages reclaimed."""
-    schedule: OnCalendar = "daily"
-    """When the systemd timer updates the mirrors."""
-    repos: Annotated[tuple[AptRepoSettings, ...], MinLen(1), MaxLen(64)] = ()
-    purge: Annotated[bool, Strict()] = False
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class RpmRepoSettings:
-    """One upstream RPM repository to mirror."""
-
-    id: Annotated[str, AfterValidator(_repo_id)]
-    """Repository id; published as `<mirror>/<id>`."""
-    baseurl: RepoUrl | None = None
-    """Upstream baseurl; leave it out to use the host's existing repository of this id."""
-    tree: Annotated[str, AfterValidator(_absolute_path)] | None = None
-    """In place of `baseurl`: the repository tree of an imported bundle on the mirror host
-    (`<into>/rpm/<id>`); signatures still checked."""
-    gpg_key: Annotated[str, AfterValidator(_project_file)] | None = None
-    """Armored public key that signs the packages (and the metadata, when it is signed)."""
-    releasever: Annotated[str, AfterValidator(_suite)] = "9"
-    arches: Annotated[tuple[Annotated[str, AfterValidator(_rpm_arch)], ...], MinLen(1)] = ("x86_64", "noarch")
-    metadata_signed: Annotated[bool, Strict()] = True
-    """The upstream signs repomd.xml (repomd.xml.asc): mirrored as is, and clients check it."""
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class RpmMirrorSettings:
-    host: HostName
-    hostname: Annotated[str, AfterValidator(_dns_name)] | None = None
-    port: Port = 8444
-    tls: ServedTlsSettings = ServedTlsSettings()
-    server: Literal["nginx", "httpd"] = "nginx"
-    storage_path: Annotated[str, AfterValidator(_data_path)] = "/var/lib/airgap/rpm-mirror"
-    keep: Keep = 5
-    schedule: OnCalendar = "daily"
-    repos: Annotated[tuple[RpmRepoSettings, ...], MinLen(1), MaxLen(64)] = ()
-    purge: Annotated[bool, Strict()] = False
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class MirrorClientSettings:
-    """A host whose package manager is pointed at the mirrors."""
-
-    host: HostName
-    apt: Annotated[bool, Strict()] = False
-    """Apt sources (deb822, Signed-By) for every apt mirror repository."""
-    rpm: Annotated[bool, Strict()] = False
-    """dnf/yum .repo files (gpgcheck=1) for every RPM mirror repository."""
-    move_aside: Annotated[bool, Strict()] = True
-    """Move the host's other sources/.repo files into an `airgap-moved` folder (restored on removal)."""
-
 
 def _artifact_path(value: str) -> str:
     if (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9][A-Za-z0-9._+-]*)*", value)
@@ -280,7 +134,7 @@ class ArtifactSettings:
     path: Annotated[str, AfterValidator(_artifact_path)]
     """Where it is served, below the base URL (e.g. `falco/falco_rules.yaml`)."""
     sha256: Annotated[str, AfterValidator(_sha256)]
-    url: RepoUrl | None = None
+    url: Annotated[str, AfterValidator(_repo_url)] | None = None
     """Fetched by the file server host from here (a transfer zone or mirror it can reach) ..."""
     file: Annotated[str, AfterValidator(_project_file)] | None = None
     """... or copied from this file on the admin machine (carried across the gap)."""
@@ -450,6 +304,8 @@ class Settings:
     RULES: ClassVar[Rules] = (
         needs("registry", field="images", why="it holds the images"),
         unique("images[*]"),
+        unique("mirror_clients[*].host"),
+        distinct_ports("registry", "apt_mirror", "rpm_mirror", "file_server", "harbor"),
     )
 
     stack: str
@@ -567,7 +423,6 @@ def load(config: pulumi.Config | None = None) -> Settings:
     )
     if not failed:
         problems.extend(collect(settings))
-        problems.extend(_mirror_checks(hosts, parsed, secrets_value))
         problems.extend(_artifact_checks(hosts, parsed, secrets_value))
         problems.extend(_application_checks(hosts, parsed, secrets_value, images))
     if problems:
@@ -580,81 +435,6 @@ def _configured_keys() -> set[str]:
     prefix = f"{PROJECT}:"
     keys = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
     return {key[len(prefix):] for key in keys if key.startswith(prefix)}
-
-
-def _mirror_checks(hosts, parsed, secrets) -> list[str]:
-    problems: list[str] = []
-    apt, rpm = parsed.get("aptMirror"), parsed.get("rpmMirror")
-    served = []
-    for key, mirror in (("aptMirror", apt), ("rpmMirror", rpm)):
-        if mirror is None:
-            continue
-        if mirror.host not in hosts:
-            problems.append(f"{key}.host: no host named {mirror.host!r}; known: {', '.join(sorted(hosts)) or 'none'}")
-        served.append((key, mirror.host, mirror.port))
-    if len(served) == 2 and served[0][1:] == served[1][1:]:
-        problems.append(f"rpmMirror.port: {served[1][2]} is aptMirror's port on the same host; give each its own")
-
-    if apt is not None:
-        names = [repo.name for repo in apt.repos]
-        if not names:
-            problems.append("aptMirror.repos: list at least one repository to mirror")
-        if len(set(names)) != len(names):
-            problems.append("aptMirror.repos: repository names must be unique")
-        secret = apt.signing_key_secret
-        if apt.method == "aptly":
-            if secret not in secrets:
-                problems.append(f"aptMirror.signingKeySecret: secret {secret!r} is not set; put an armored GPG "
-                                f"private key there: `gpg --armor --export-secret-keys KEY | pulumi config set --secret --path secrets.{secret}`")
-            elif "BEGIN PGP PRIVATE KEY BLOCK" not in secrets[secret]:
-                problems.append(f"aptMirror.signingKeySecret: secret {secret!r} is not an armored GPG private key")
-        for index, repo in enumerate(apt.repos):
-            where = f"aptMirror.repos[{index}]"
-            if (repo.url is None) == (repo.tree is None):
-                problems.append(f"{where}: give url (the upstream archive) or tree (an imported bundle's "
-                                "archive tree on the mirror host), exactly one")
-            if repo.tree is not None and apt.method != "aptly":
-                problems.append(f"{where}.tree: a bundle's tree is mirrored with method: aptly")
-            if not repo.keys and not repo.ignore_signatures:
-                problems.append(f"{where}.keys: give the upstream's armored signing key(s); "
-                                "ignoreSignatures: true skips the check (never recommended)")
-            problems.extend(_key_file_checks(f"{where}.keys", repo.keys))
-            if repo.filter_with_deps and not repo.filter:
-                problems.append(f"{where}.filterWithDeps: applies only with a filter")
-            if apt.method == "debmirror" and repo.filter:
-                problems.append(f"{where}.filter: debmirror cannot filter; use method: aptly")
-    if rpm is not None:
-        ids = [repo.id for repo in rpm.repos]
-        if not ids:
-            problems.append("rpmMirror.repos: list at least one repository to mirror")
-        if len(set(ids)) != len(ids):
-            problems.append("rpmMirror.repos: repository ids must be unique")
-        for index, repo in enumerate(rpm.repos):
-            where = f"rpmMirror.repos[{index}]"
-            if repo.baseurl is not None and repo.tree is not None:
-                problems.append(f"{where}: give baseurl or tree (an imported bundle's repository tree on the "
-                                "mirror host), not both")
-            if repo.gpg_key is None:
-                problems.append(f"{where}.gpgKey: give the armored key that signs the packages; unsigned "
-                                "repositories are not mirrored")
-            else:
-                problems.extend(_key_file_checks(f"{where}.gpgKey", (repo.gpg_key,)))
-
-    seen: set[str] = set()
-    for index, client in enumerate(parsed.get("mirrorClients", ())):
-        where = f"mirrorClients[{index}]"
-        if client.host not in hosts:
-            problems.append(f"{where}.host: no host named {client.host!r}")
-        if client.host in seen:
-            problems.append(f"{where}.host: {client.host!r} is listed twice")
-        seen.add(client.host)
-        if client.apt and apt is None:
-            problems.append(f"{where}.apt: no aptMirror is configured")
-        if client.rpm and rpm is None:
-            problems.append(f"{where}.rpm: no rpmMirror is configured")
-        if not client.apt and not client.rpm:
-            problems.append(f"{where}: set apt: true and/or rpm: true")
-    return problems
 
 
 def _artifact_checks(hosts, parsed, secrets) -> list[str]:
@@ -674,9 +454,6 @@ def _artifact_checks(hosts, parsed, secrets) -> list[str]:
                 actual = _file_sha256(artifact.file)
                 if actual != artifact.sha256:
                     problems.append(f"{where}.sha256: {artifact.file} has sha256 {actual}; the stack says {artifact.sha256}")
-        served = {(m.host, m.port) for m in (parsed.get("aptMirror"), parsed.get("rpmMirror")) if m is not None}
-        if (files.host, files.port) in served:
-            problems.append(f"fileServer.port: {files.port} is already a mirror's port on that host")
     registry = parsed.get("registry")
     seen: set[str] = set()
     for index, client in enumerate(parsed.get("registryClients", ())):
@@ -738,9 +515,6 @@ def _application_checks(hosts, parsed, secrets, images) -> list[str]:
             problems.append(f"harbor.installerSha256: {harbor.installer} has sha256 {actual}; the stack says {harbor.installer_sha256}")
         for key in ("admin_password_secret", "database_password_secret", "robot_secret", "s3_secret_key_secret"):
             need(f"harbor.{to_camel(key)}", getattr(harbor, key))
-        registry = parsed.get("registry")
-        if registry is not None and registry.host == harbor.host and registry.port == harbor.port:
-            problems.append("harbor.port: the registry already listens there on that host")
     mattermost = parsed.get("mattermost")
     if mattermost is not None:
         try:
@@ -783,19 +557,14 @@ def _file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _key_file_checks(path: str, files) -> list[str]:
-    problems = []
-    for file in files:
-        text = Path(file).read_text(errors="replace")
-        if "-----BEGIN PGP PUBLIC KEY BLOCK-----" not in text:
-            problems.append(f"{path}: {file} is not an armored OpenPGP public key (gpg --armor --export)")
-    return problems
-
-
 def _describe(key: str, error: ValidationError) -> list[str]:
     """Turn pydantic errors into `key.path: message; allowed …` lines."""
     lines = []
-    for item in error.errors(include_url=False):
+    errors = error.errors(include_url=False)
+    for item in errors:
+        if item["type"] == "too_short" and any(len(other["loc"]) > len(item["loc"])
+                                               and other["loc"][:len(item["loc"])] == item["loc"] for other in errors):
+            continue  # pydantic also calls a list too short when its items failed; those say why
         location = key
         for part in item["loc"]:
             if isinstance(part, int):
