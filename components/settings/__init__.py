@@ -25,7 +25,15 @@ from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
 
 from ..images import ImageRef, ImageRefError, parse_image_ref, DOMAIN
-from .fields import DATA_ROOTS, MODEL_CONFIG, PROJECT, PROJECT_DIR, HostName, ImageReference, Port, SecretName
+from .fields import DATA_ROOTS, MODEL_CONFIG, PROJECT, PROJECT_DIR, HostName, ImageReference, Port, SecretName, Sha256
+from .files import (
+    DEFAULT_UPSTREAMS,
+    ArtifactSettings,
+    Ck8sSettings,
+    FileServerSettings,
+    RegistryClientSettings,
+    TrivyDbSettings,
+)
 from .hosts import HostSettings
 from .mirrors import AptMirrorSettings, AptRepoSettings, MirrorClientSettings, RpmMirrorSettings, RpmRepoSettings
 from .registry import DockerRuntimeSettings, FillSettings, RegistrySettings, RegistryUser, RegistryUserName
@@ -113,101 +121,6 @@ def _repo_url(value: str) -> str:
 
 # --- models -------------------------------------------------------------------------------
 
-def _artifact_path(value: str) -> str:
-    if (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9][A-Za-z0-9._+-]*)*", value)
-            or ".." in value.split("/") or value.startswith("airgap-") or value == "SHA256SUMS"):
-        raise ValueError(f"{value!r} is not an artifact path (relative, letters, digits, . _ + -, "
-                         "no '..', not SHA256SUMS or airgap-*)")
-    return value
-
-
-def _sha256(value: str) -> str:
-    if not re.fullmatch(r"[0-9a-f]{64}", value):
-        raise ValueError("must be 64 lowercase hex digits (sha256sum's output)")
-    return value
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class ArtifactSettings:
-    """One file the file server serves, verified by its sha256 on arrival."""
-
-    path: Annotated[str, AfterValidator(_artifact_path)]
-    """Where it is served, below the base URL (e.g. `falco/falco_rules.yaml`)."""
-    sha256: Annotated[str, AfterValidator(_sha256)]
-    url: Annotated[str, AfterValidator(_repo_url)] | None = None
-    """Fetched by the file server host from here (a transfer zone or mirror it can reach) ..."""
-    file: Annotated[str, AfterValidator(_project_file)] | None = None
-    """... or copied from this file on the admin machine (carried across the gap)."""
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class FileServerSettings:
-    host: HostName
-    hostname: Annotated[str, AfterValidator(_dns_name)] | None = None
-    port: Port = 8445
-    tls: ServedTlsSettings = ServedTlsSettings()
-    storage_path: Annotated[str, AfterValidator(_data_path)] = "/var/lib/airgap/files"
-    artifacts: Annotated[tuple[ArtifactSettings, ...], MaxLen(1000)] = ()
-    purge: Annotated[bool, Strict()] = False
-
-
-DEFAULT_UPSTREAMS = ("docker.io", "gcr.io", "ghcr.io", "quay.io", "registry.k8s.io")
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class RegistryClientSettings:
-    """A node whose container runtime pulls from the private registry, trusting its CA."""
-
-    host: HostName
-    docker: Annotated[bool, Strict()] = False
-    """Docker: `certs.d/<registry>/ca.crt`; `daemon.json` merged, never overwritten."""
-    containerd: Annotated[bool, Strict()] = False
-    """containerd: `config_path` and a `hosts.toml` per upstream registry pointing at the private one."""
-    upstreams: tuple[Annotated[str, AfterValidator(_dns_name)], ...] = DEFAULT_UPSTREAMS
-    """Public registries containerd resolves through the private registry."""
-    insecure: Annotated[bool, Strict()] = False
-    """List the registry in Docker's insecure-registries. Only if you must."""
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class TrivyDbSettings:
-    """Trivy's vulnerability databases, carried across the gap as an OCI layout."""
-
-    oci_layout: Annotated[str, AfterValidator(_oci_layout)]
-    db: str = "ghcr.io/aquasecurity/trivy-db:2"
-    java_db: str = "ghcr.io/aquasecurity/trivy-java-db:1"
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class Ck8sSettings:
-    """Compliant Kubernetes (air-gapped flavor) overrides rendered from the stack's outputs."""
-
-    output_dir: Annotated[str, AfterValidator(_project_output)] | None = None
-    """Write `common-config.yaml` and `sc-config.yaml` fragments here (relative to the project)."""
-    falco_driver: Literal["modern-bpf", "kmod"] = "modern-bpf"
-    """`modern-bpf` needs no driver download; `kmod` downloads modules from the file server."""
-    falco_driver_path: Annotated[str, AfterValidator(_artifact_path)] = "falco/driver"
-    """`kmod`: the file server path holding the driver modules."""
-    falco_indexes: tuple[Annotated[str, AfterValidator(_artifact_path)], ...] = ()
-    """File server paths of custom falcoctl indexes (empty: artifact install off)."""
-    opensearch_plugins: tuple[Annotated[str, AfterValidator(_artifact_path)], ...] = ()
-    """File server paths of OpenSearch plugin zips."""
-    dns_zone: Annotated[str, AfterValidator(_dns_name)] | None = None
-    """Internal DNS zone node-local-dns forwards to `dns_servers`."""
-    dns_servers: tuple[Annotated[str, AfterValidator(_address)], ...] = ()
-    alert_email: Annotated[str, AfterValidator(lambda v: _email(v))] | None = None
-    """Where Alertmanager sends alerts (through `smtp_smarthost`)."""
-    smtp_smarthost: str | None = None
-    """`host:port` of the internal mail relay."""
-    smtp_from: str | None = None
-
-
-def _email(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", value):
-        raise ValueError(f"{value!r} is not an e-mail address")
-    return value
-
-
 def _k8s_name(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
         raise ValueError(f"{value!r} is not a Kubernetes name (lowercase letters, digits, '-')")
@@ -234,7 +147,7 @@ class HarborSettings:
     host: HostName
     installer: Annotated[str, AfterValidator(_harbor_archive)]
     """The offline installer archive, carried across the gap."""
-    installer_sha256: Annotated[str, AfterValidator(_sha256)]
+    installer_sha256: Sha256
     hostname: Annotated[str, AfterValidator(_dns_name)] | None = None
     port: Port = 443
     tls: TlsSettings = TlsSettings()
@@ -305,6 +218,7 @@ class Settings:
         needs("registry", field="images", why="it holds the images"),
         unique("images[*]"),
         unique("mirror_clients[*].host"),
+        unique("registry_clients[*].host"),
         distinct_ports("registry", "apt_mirror", "rpm_mirror", "file_server", "harbor"),
     )
 
@@ -423,7 +337,6 @@ def load(config: pulumi.Config | None = None) -> Settings:
     )
     if not failed:
         problems.extend(collect(settings))
-        problems.extend(_artifact_checks(hosts, parsed, secrets_value))
         problems.extend(_application_checks(hosts, parsed, secrets_value, images))
     if problems:
         raise SettingsError(problems)
@@ -435,68 +348,6 @@ def _configured_keys() -> set[str]:
     prefix = f"{PROJECT}:"
     keys = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
     return {key[len(prefix):] for key in keys if key.startswith(prefix)}
-
-
-def _artifact_checks(hosts, parsed, secrets) -> list[str]:
-    problems: list[str] = []
-    files = parsed.get("fileServer")
-    if files is not None:
-        if files.host not in hosts:
-            problems.append(f"fileServer.host: no host named {files.host!r}; known: {', '.join(sorted(hosts)) or 'none'}")
-        paths = [a.path for a in files.artifacts]
-        if len(set(paths)) != len(paths):
-            problems.append("fileServer.artifacts: paths must be unique")
-        for index, artifact in enumerate(files.artifacts):
-            where = f"fileServer.artifacts[{index}]"
-            if (artifact.url is None) == (artifact.file is None):
-                problems.append(f"{where}: give exactly one of url and file")
-            elif artifact.file is not None:
-                actual = _file_sha256(artifact.file)
-                if actual != artifact.sha256:
-                    problems.append(f"{where}.sha256: {artifact.file} has sha256 {actual}; the stack says {artifact.sha256}")
-    registry = parsed.get("registry")
-    seen: set[str] = set()
-    for index, client in enumerate(parsed.get("registryClients", ())):
-        where = f"registryClients[{index}]"
-        if client.host not in hosts:
-            problems.append(f"{where}.host: no host named {client.host!r}")
-        if client.host in seen:
-            problems.append(f"{where}.host: {client.host!r} is listed twice")
-        seen.add(client.host)
-        if registry is None:
-            problems.append(f"{where}: no registry is configured")
-        if not client.docker and not client.containerd:
-            problems.append(f"{where}: set docker: true and/or containerd: true")
-        for upstream in client.upstreams:
-            if "." not in upstream:
-                problems.append(f"{where}.upstreams: {upstream!r} is not a registry host (e.g. quay.io)")
-    trivy = parsed.get("trivyDb")
-    if trivy is not None:
-        if registry is None:
-            problems.append("trivyDb: needs a registry to hold the databases")
-        elif registry.fill.oci_layout and Path(registry.fill.oci_layout).name == Path(trivy.oci_layout).name:
-            problems.append("trivyDb.ociLayout: its directory name is registry.fill.ociLayout's; rename one "
-                            "(both are copied side by side to the registry host)")
-        for key, text in (("db", trivy.db), ("javaDb", trivy.java_db)):
-            try:
-                parse_image_ref(text)
-            except ImageRefError as error:
-                problems.append(f"trivyDb.{key}: {error}")
-    ck8s = parsed.get("ck8s")
-    if ck8s is not None:
-        if (ck8s.falco_indexes or ck8s.opensearch_plugins or ck8s.falco_driver == "kmod") and files is None:
-            problems.append("ck8s: falcoIndexes, opensearchPlugins and falcoDriver kmod are served by the fileServer; configure one")
-        elif files is not None:
-            known = {a.path for a in files.artifacts}
-            for key, paths in (("falcoIndexes", ck8s.falco_indexes), ("opensearchPlugins", ck8s.opensearch_plugins)):
-                for path in paths:
-                    if path not in known:
-                        problems.append(f"ck8s.{key}: {path!r} is not a fileServer artifact path")
-        if bool(ck8s.dns_zone) != bool(ck8s.dns_servers):
-            problems.append("ck8s.dnsZone: give the zone and dnsServers together")
-        if ck8s.alert_email and not ck8s.smtp_smarthost:
-            problems.append("ck8s.smtpSmarthost: required with alertEmail (host:port of the internal mail relay)")
-    return problems
 
 
 def _application_checks(hosts, parsed, secrets, images) -> list[str]:

@@ -76,8 +76,13 @@ def _walk(node: Any, path: str, root: Root) -> Iterator[str]:
 
 def key_path(path: str, field: str) -> str:
     """`path` extended by a field path as the stack file spells it (`tls.cert_file` -> `tls.certFile`)."""
-    spelt = ".".join(to_camel(part) for part in field.split("."))
+    spelt = ".".join(_spell(part) for part in field.split("."))
     return f"{path}.{spelt}" if path else spelt
+
+
+def _spell(name: str) -> str:
+    # as the models' alias generator does; a one-word name stays as it is (to_camel makes `ck8s` `ck8S`)
+    return to_camel(name) if "_" in name else name
 
 
 def _resolve(model: Any, path: str, field: str) -> list[tuple[str, Any]]:

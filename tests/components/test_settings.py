@@ -134,9 +134,9 @@ CASES = [
     ("artifact-both", set_path("fileServer.artifacts.3.file", "sandbox/data/artifacts/falco_rules.yaml"), "fileServer.artifacts[3]", "exactly one of url and file"),
     ("artifact-url", set_path("fileServer.artifacts.3.url", "http://x/`id`"), "fileServer.artifacts[3].url", "characters"),
     ("registry-client-none", set_path("registryClients.0", {"host": "client"}), "registryClients[0]", "docker: true"),
-    ("registry-client-upstream", set_path("registryClients.0.upstreams", ["localhost"]), "registryClients[0].upstreams", "not a registry host"),
+    ("registry-client-upstream", set_path("registryClients.0.upstreams", ["localhost"]), "registryClients[0].upstreams[0]", "not a registry host"),
     ("trivy-layout", set_path("trivyDb.ociLayout", "/nonexistent"), "trivyDb.ociLayout", "not an OCI image layout"),
-    ("ck8s-plugin-unknown", set_path("ck8s.opensearchPlugins", ["opensearch/absent.zip"]), "ck8s.opensearchPlugins", "not a fileServer artifact"),
+    ("ck8s-plugin-unknown", set_path("ck8s.opensearchPlugins", ["opensearch/absent.zip"]), "ck8s.opensearchPlugins[0]", "no fileServer artifact at"),
     ("ck8s-email", set_path("ck8s.alertEmail", "ops; reboot"), "ck8s.alertEmail", "not an e-mail address"),
 ]
 
