@@ -34,7 +34,9 @@ from .files import (
     RegistryClientSettings,
     TrivyDbSettings,
 )
+from .harbor import HarborSettings
 from .hosts import HostSettings
+from .mattermost import MattermostKubernetesSettings, MattermostS3Settings, MattermostSettings
 from .mirrors import AptMirrorSettings, AptRepoSettings, MirrorClientSettings, RpmMirrorSettings, RpmRepoSettings
 from .registry import DockerRuntimeSettings, FillSettings, RegistrySettings, RegistryUser, RegistryUserName
 from .rules import Rules, collect, distinct_ports, needs, unique
@@ -47,165 +49,6 @@ class SettingsError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("invalid stack configuration:\n  " + "\n  ".join(problems))
-
-
-# --- field checks -------------------------------------------------------------------------
-
-def _address(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    if len(value) > 253 or not DOMAIN.match(value) or ":" in value:
-        raise ValueError(f"{value!r} is neither an IP address nor a DNS name")
-    return value.lower()
-
-
-def _dns_name(value: str) -> str:
-    if len(value) > 253 or ":" in value or not DOMAIN.match(value):
-        raise ValueError(f"{value!r} is not a DNS name (letters, digits, '-' and '.')")
-    return value.lower()
-
-
-def _data_path(value: str) -> str:
-    _absolute_path(value)
-    if not any(value == root or value.startswith(root + "/") for root in DATA_ROOTS) or value in DATA_ROOTS:
-        raise ValueError(f"{value!r} is outside the data roots; use a directory below one of {', '.join(DATA_ROOTS)}")
-    return value
-
-
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/") or posixpath.normpath(value) != value or "/../" in value + "/":
-        raise ValueError(f"{value!r} must be an absolute, normalised path (no '..', no trailing '/')")
-    if not re.fullmatch(r"[A-Za-z0-9._/+-]+", value):
-        raise ValueError(f"{value!r} may hold only letters, digits and . _ / + -")
-    return value
-
-
-def _project_file(value: str) -> str:
-    """A path on the admin machine, relative to the project directory (or absolute)."""
-    if "\x00" in value or not value:
-        raise ValueError("must be a file path")
-    path = Path(value) if Path(value).is_absolute() else PROJECT_DIR / value
-    if not path.is_file():
-        raise ValueError(f"file {value!r} not found (paths are relative to the project directory)")
-    return str(path)
-
-
-def _project_output(value: str) -> str:
-    """A file the program writes on the admin machine: relative, inside the project directory."""
-    if not value or value.startswith("/") or ".." in Path(value).parts or "\x00" in value:
-        raise ValueError(f"{value!r} must be a relative path inside the project directory, without '..'")
-    if not re.fullmatch(r"[A-Za-z0-9._/-]+", value):
-        raise ValueError(f"{value!r} may hold only letters, digits and . _ / -")
-    return value
-
-
-def _oci_layout(value: str) -> str:
-    path = Path(value) if Path(value).is_absolute() else PROJECT_DIR / value
-    if not (path / "oci-layout").is_file() or not (path / "index.json").is_file():
-        raise ValueError(f"{value!r} is not an OCI image layout (no oci-layout and index.json in it)")
-    if ":" in str(path):
-        raise ValueError(f"{value!r}: an OCI layout path may not contain ':' (skopeo's oci: syntax)")
-    return str(path)
-
-
-def _repo_url(value: str) -> str:
-    parsed = urllib.parse.urlsplit(value)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
-        raise ValueError(f"{value!r} must be an http:// or https:// URL without query or fragment")
-    if not re.fullmatch(r"[A-Za-z0-9._~:/%+@-]+", value) or "/../" in parsed.path + "/":
-        raise ValueError(f"{value!r} holds characters a repository URL may not (spaces, quotes, '..', …)")
-    return value.rstrip("/")
-
-
-# --- models -------------------------------------------------------------------------------
-
-def _k8s_name(value: str) -> str:
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
-        raise ValueError(f"{value!r} is not a Kubernetes name (lowercase letters, digits, '-')")
-    return value
-
-
-def _k8s_version(value: str) -> str:
-    if not re.fullmatch(r"1\.\d{2}\.\d+", value):
-        raise ValueError(f"{value!r} is not a Kubernetes version like 1.30.0")
-    return value
-
-
-def _harbor_archive(value: str) -> str:
-    path = _project_file(value)
-    if not re.fullmatch(r"harbor-offline-installer-v\d+\.\d+\.\d+\.tgz", Path(path).name):
-        raise ValueError(f"{value!r} is not named like Harbor's offline installer (harbor-offline-installer-vX.Y.Z.tgz)")
-    return path
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class HarborSettings:
-    """Harbor from its offline installer (instead of, or beside, Docker Distribution)."""
-
-    host: HostName
-    installer: Annotated[str, AfterValidator(_harbor_archive)]
-    """The offline installer archive, carried across the gap."""
-    installer_sha256: Sha256
-    hostname: Annotated[str, AfterValidator(_dns_name)] | None = None
-    port: Port = 443
-    tls: TlsSettings = TlsSettings()
-    data_volume: Annotated[str, AfterValidator(_data_path)] = "/data/harbor"
-    admin_password_secret: SecretName = "harborAdminPassword"
-    database_password_secret: SecretName = "harborDatabasePassword"
-    robot_name: RegistryUserName = "airgap-pull"
-    robot_secret: SecretName = "harborRobotSecret"
-    """The robot account's secret: clients pull with it (it becomes the pull secret)."""
-    s3: Mapping[str, str | int | bool] = Field(default_factory=dict)
-    """External storage: distribution s3 driver parameters (bucket, region, regionendpoint, …)."""
-    s3_secret_key_secret: SecretName | None = None
-    fill: FillSettings | None = FillSettings()
-    """Copy the stack's images into Harbor (one project per source registry, plus `library`);
-    null leaves Harbor empty."""
-    purge: Annotated[bool, Strict()] = False
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class MattermostS3Settings:
-    endpoint: str
-    bucket: str
-    region: str = ""
-    ssl: Annotated[bool, Strict()] = True
-    access_key_secret: SecretName = "mattermostS3AccessKey"
-    secret_key_secret: SecretName = "mattermostS3SecretKey"
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class MattermostKubernetesSettings:
-    namespace: Annotated[str, AfterValidator(_k8s_name)] = "mattermost"
-    mode: Literal["helm", "operator"] = "helm"
-    chart_archive: Annotated[str, AfterValidator(_project_file)] | None = None
-    """`helm` mode: the mattermost-team-edition or -enterprise-edition chart .tgz, carried across."""
-    kubernetes_version: Annotated[str, AfterValidator(_k8s_version)] = "1.30.0"
-    """Cluster version the objects are validated against."""
-    replicas: Annotated[int, Strict(), Ge(1), Le(20)] = 1
-    kubeconfig_secret: SecretName | None = None
-    """Entry of `secrets` holding the kubeconfig; without it the admin machine's current context."""
-
-
-@dataclass(frozen=True, config=MODEL_CONFIG)
-class MattermostSettings:
-    target: Literal["kubernetes", "docker"]
-    image: str
-    """A Mattermost image listed in `images` (it is pulled from the private registry)."""
-    site_url: Annotated[str, AfterValidator(_repo_url)]
-    database_secret: SecretName = "mattermostDatabaseUrl"
-    """PostgreSQL connection string (postgres://user:pass@host:5432/db?sslmode=…), a secret."""
-    file_storage: Literal["s3", "local"] = "s3"
-    local_path: Annotated[str, AfterValidator(_absolute_path)] = "/mattermost/data"
-    s3: MattermostS3Settings | None = None
-    kubernetes: MattermostKubernetesSettings = MattermostKubernetesSettings()
-    docker_host: HostName | None = None
-    """`docker` target: the host whose Docker runs the container (reached over SSH)."""
-    port: Port = 8065
-    overrides: Mapping[str, str | int | bool] = Field(default_factory=dict)
-    """Explicit values for air-gap settings (reported by the policy pack)."""
 
 
 # --- the settings object ------------------------------------------------------------------
@@ -337,7 +180,6 @@ def load(config: pulumi.Config | None = None) -> Settings:
     )
     if not failed:
         problems.extend(collect(settings))
-        problems.extend(_application_checks(hosts, parsed, secrets_value, images))
     if problems:
         raise SettingsError(problems)
     return settings
@@ -348,64 +190,6 @@ def _configured_keys() -> set[str]:
     prefix = f"{PROJECT}:"
     keys = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
     return {key[len(prefix):] for key in keys if key.startswith(prefix)}
-
-
-def _application_checks(hosts, parsed, secrets, images) -> list[str]:
-    problems: list[str] = []
-
-    def need(path: str, name: str | None) -> None:
-        if name is not None and name not in secrets:
-            problems.append(f"{path}: secret {name!r} is not set; run `pulumi config set --secret --path secrets.{name} …`")
-
-    harbor = parsed.get("harbor")
-    if harbor is not None:
-        if harbor.host not in hosts:
-            problems.append(f"harbor.host: no host named {harbor.host!r}")
-        actual = _file_sha256(harbor.installer)
-        if actual != harbor.installer_sha256:
-            problems.append(f"harbor.installerSha256: {harbor.installer} has sha256 {actual}; the stack says {harbor.installer_sha256}")
-        for key in ("admin_password_secret", "database_password_secret", "robot_secret", "s3_secret_key_secret"):
-            need(f"harbor.{to_camel(key)}", getattr(harbor, key))
-    mattermost = parsed.get("mattermost")
-    if mattermost is not None:
-        try:
-            image = parse_image_ref(mattermost.image)
-        except ImageRefError as error:
-            problems.append(f"mattermost.image: {error}")
-        else:
-            if image not in images:
-                problems.append(f"mattermost.image: {mattermost.image!r} is not in `images`; list it so it is in the private registry")
-        if parsed.get("registry") is None and harbor is None:
-            problems.append("mattermost: needs a registry or harbor to pull its image from")
-        need("mattermost.databaseSecret", mattermost.database_secret)
-        if mattermost.file_storage == "s3":
-            if mattermost.s3 is None:
-                problems.append("mattermost.s3: required with fileStorage: s3 (endpoint and bucket of the internal object store)")
-            else:
-                need("mattermost.s3.accessKeySecret", mattermost.s3.access_key_secret)
-                need("mattermost.s3.secretKeySecret", mattermost.s3.secret_key_secret)
-        if mattermost.target == "docker":
-            if mattermost.docker_host is None:
-                problems.append("mattermost.dockerHost: required with target: docker")
-            elif mattermost.docker_host not in hosts:
-                problems.append(f"mattermost.dockerHost: no host named {mattermost.docker_host!r}")
-        elif mattermost.kubernetes.mode == "helm" and mattermost.kubernetes.chart_archive is None:
-            problems.append("mattermost.kubernetes.chartArchive: required in helm mode (the chart .tgz carried across)")
-        from ..render.mattermost import AIRGAP_KEYS  # noqa: PLC0415 - a table, not configuration
-        for key in mattermost.overrides:
-            if key not in AIRGAP_KEYS:
-                problems.append(f"mattermost.overrides: {key!r} is not an air-gap setting; overridable: {', '.join(sorted(AIRGAP_KEYS))}")
-    return problems
-
-
-def _file_sha256(path: str) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _describe(key: str, error: ValidationError) -> list[str]:

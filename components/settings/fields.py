@@ -115,7 +115,8 @@ def _project_path(value: str) -> Path:
     return Path(value) if Path(value).is_absolute() else PROJECT_DIR / value
 
 
-def _project_file(value: str) -> str:
+def project_file(value: str) -> str:
+    """The absolute path of a file on the admin machine given relative to the project (or absolute)."""
     if "\x00" in value or not value:
         raise ValueError("must be a file path")
     if not _project_path(value).is_file():
@@ -124,7 +125,7 @@ def _project_file(value: str) -> str:
 
 
 def _certificate_file(value: str) -> str:
-    path = _project_file(value)
+    path = project_file(value)
     try:
         certificates = x509.load_pem_x509_certificates(Path(path).read_bytes())
     except ValueError:
@@ -135,7 +136,7 @@ def _certificate_file(value: str) -> str:
 
 
 def _pgp_public_key_file(value: str) -> str:
-    path = _project_file(value)
+    path = project_file(value)
     if "-----BEGIN PGP PUBLIC KEY BLOCK-----" not in Path(path).read_text(errors="replace"):
         raise ValueError(f"{value!r} is not an armored OpenPGP public key; export one with `gpg --armor --export`")
     return path
@@ -166,7 +167,7 @@ def _image_reference(value: str) -> str:
 
 Address = Annotated[str, AfterValidator(_address)]
 """An IP address (normalised) or a DNS name (lowercased)."""
-ProjectFile = Annotated[str, AfterValidator(_project_file)]
+ProjectFile = Annotated[str, AfterValidator(project_file)]
 """A file on the admin machine, relative to the project directory (or absolute); becomes absolute."""
 CertificateFile = Annotated[str, AfterValidator(_certificate_file)]
 """A project file holding at least one PEM certificate."""
