@@ -37,7 +37,7 @@ def _registry_host(value: str) -> str:
     else:
         valid = "." in value or ":" in value or value == "localhost"
     if not valid:
-        raise ValueError(f"{value!r} is not a registry host[:port]; use a name like docker.io, quay.io or localhost:5000")
+        raise ValueError(f"{value!r} is not a registry host[:port]; use a name like docker.io or localhost:5000")
     return value
 
 

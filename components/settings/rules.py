@@ -1,124 +1,30 @@
-"""Cross-field rules: declared once next to each model, run by one collector.
+"""Cross-field rules: declared once next to each model, in the spirit of Ansible's argument specs.
 
-A settings model lists its rules in a `RULES` class attribute, the way Ansible's argument
-specs list `mutually_exclusive`, `required_if` and friends next to the options:
+A settings model lists its rules in a `RULES` class attribute, next to its fields:
 
     RULES: ClassVar[Rules] = (host_exists("host"), required_if("cert_file", when={"mode": "files"}))
 
-`collect(settings)` walks every model in the parsed settings, runs each model's rules and
-returns every problem as `key.path: what is wrong; what is allowed`. A rule names fields by
-their Python names: `a.b` reaches into a nested model, `items[*].name` into every element of a
-list; the report spells them as the stack file does (`items[2].name`, camelCase). Rules run
-once every section has parsed, so they see well-typed values.
+Rules on the model's own fields (`required_if`, `only_with`, `exactly_one`, `mutually_exclusive`,
+`at_least_one_on`, `required_together`, `unique`) come first; then the rules that look beyond it,
+at hosts, secrets, other sections, files and images. Every message reads
+`key.path: what is wrong; what is allowed`; the collector (collector.py) runs them all.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Collection, Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
 
-from pydantic.alias_generators import to_camel
+from ..images import parse_image_ref
+from .collector import GIVEN, Condition, Root, Rule, Rules, collect, given, holds, key_path, matches, resolve, value_at
 
-from ..images import ImageRef, parse_image_ref
-
-
-class Root(Protocol):
-    """What a rule may look up beyond its own model: the whole parsed settings."""
-
-    @property
-    def hosts(self) -> Mapping[str, Any]: ...
-    @property
-    def secret_values(self) -> Mapping[str, str]: ...
-    @property
-    def images(self) -> tuple[ImageRef, ...]: ...
-
-
-class Rule(Protocol):
-    def check(self, model: Any, path: str, root: Root) -> Iterator[str]:
-        """Each problem of `model`, found at key path `path`, as `key.path: message`."""
-        ...
-
-
-Rules = tuple[Rule, ...]
-
-
-class _Given:
-    def __repr__(self) -> str:
-        return "GIVEN"
-
-
-GIVEN: Any = _Given()
-"""In a condition: the field holds anything (not null, false or empty)."""
-
-Condition = Mapping[str, object]
-
-
-def collect(root: Root) -> list[str]:
-    """Every problem the declared rules find anywhere in `root`."""
-    return list(_walk(root, "", root))
-
-
-def _walk(node: Any, path: str, root: Root) -> Iterator[str]:
-    if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        for rule in getattr(node, "RULES", ()):
-            yield from rule.check(node, path, root)
-        for field in dataclasses.fields(node):
-            yield from _walk(getattr(node, field.name), key_path(path, field.name), root)
-    elif isinstance(node, tuple):
-        for index, item in enumerate(node):
-            yield from _walk(item, f"{path}[{index}]", root)
-    elif isinstance(node, Mapping):
-        for key, item in node.items():
-            yield from _walk(item, f"{path}.{key}", root)
-
-
-def key_path(path: str, field: str) -> str:
-    """`path` extended by a field path as the stack file spells it (`tls.cert_file` -> `tls.certFile`)."""
-    spelt = ".".join(_spell(part) for part in field.split("."))
-    return f"{path}.{spelt}" if path else spelt
-
-
-def _spell(name: str) -> str:
-    # as the models' alias generator does; a one-word name stays as it is (to_camel makes `ck8s` `ck8S`)
-    return to_camel(name) if "_" in name else name
-
-
-def _resolve(model: Any, path: str, field: str) -> list[tuple[str, Any]]:
-    """(key path, value) of each value `field` names in `model`; `[*]` fans out over a list."""
-    found = [(path, model)]
-    for part in field.split("."):
-        name = part.removesuffix("[*]")
-        step: list[tuple[str, Any]] = []
-        for where, node in found:
-            if node is None:  # an absent optional model holds nothing to check
-                continue
-            where, value = key_path(where, name), getattr(node, name)
-            if part.endswith("[*]"):
-                step.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
-            else:
-                step.append((where, value))
-        found = step
-    return found
-
-
-def _value(model: Any, field: str) -> Any:
-    found = _resolve(model, "", field)
-    return found[0][1] if found else None
-
-
-def _given(value: object) -> bool:
-    return value is not None and value is not False and value != "" and not (
-        isinstance(value, Collection) and not isinstance(value, str) and len(value) == 0)
-
-
-def _matches(value: object, expected: object) -> bool:
-    return _given(value) if expected is GIVEN else value == expected
-
-
-def _holds(model: Any, when: Condition) -> bool:
-    return all(_matches(_value(model, field), expected) for field, expected in when.items())
+__all__ = [
+    "GIVEN", "Root", "Rule", "Rules", "SecretKind", "at_least_one_on", "collect", "digest_matches", "distinct_ports",
+    "exactly_one", "host_exists", "image_listed", "mutually_exclusive", "needs", "only_with", "refers_to",
+    "required_if", "required_together", "secret_exists", "unique",
+]
 
 
 def _show(value: object) -> str:
@@ -146,10 +52,10 @@ class _RequiredIf:
     why: str
 
     def check(self, model: Any, path: str, root: Root) -> Iterator[str]:
-        if _holds(model, self.when):
+        if holds(model, self.when):
             condition = f" with {_condition(self.when)}" if self.when else ""
-            for where, value in _resolve(model, path, self.field):
-                if not _given(value):
+            for where, value in resolve(model, path, self.field):
+                if not given(value):
                     yield f"{where}: required{condition}{_why(self.why)}"
 
 
@@ -165,10 +71,10 @@ class _OnlyWith:
     why: str
 
     def check(self, model: Any, path: str, root: Root) -> Iterator[str]:
-        if not _holds(model, self.when):
+        if not holds(model, self.when):
             for field in self.fields:
-                for where, value in _resolve(model, path, field):
-                    if _given(value):
+                for where, value in resolve(model, path, field):
+                    if given(value):
                         yield f"{where}: applies only with {_condition(self.when)}{_why(self.why)}"
 
 
@@ -185,7 +91,7 @@ class _Count:
     why: str
 
     def check(self, model: Any, path: str, root: Root) -> Iterator[str]:
-        if not self.allowed(sum(_given(_value(model, field)) for field in self.fields)):
+        if not self.allowed(sum(given(value_at(model, field)) for field in self.fields)):
             yield f"{path}: {self.message}{_why(self.why)}"
 
 
@@ -211,10 +117,10 @@ class _RequiredTogether:
     why: str
 
     def check(self, model: Any, path: str, root: Root) -> Iterator[str]:
-        given = [_given(_value(model, field)) for field in self.fields]
-        if any(given) and not all(given):
-            for field, present in zip(self.fields, given, strict=True):
-                if not present:
+        present = [given(value_at(model, field)) for field in self.fields]
+        if any(present) and not all(present):
+            for field, there in zip(self.fields, present, strict=True):
+                if not there:
                     yield f"{key_path(path, field)}: give {_names(self.fields, 'and')} together{_why(self.why)}"
 
 
@@ -230,7 +136,7 @@ class _Unique:
 
     def check(self, model: Any, path: str, root: Root) -> Iterator[str]:
         first: dict[object, str] = {}
-        for where, value in _resolve(model, path, self.field):
+        for where, value in resolve(model, path, self.field):
             if value in first:
                 yield f"{where}: {str(value)!r} is the same as {first[value]}; each must be unique{_why(self.why)}"
             else:
@@ -252,7 +158,7 @@ class _RefersTo:
         known = self.among(root)
         if known is None:  # what it refers to is not configured; a `needs` rule says so
             return
-        for where, value in _resolve(model, path, self.field):
+        for where, value in resolve(model, path, self.field):
             if value is not None and value not in known:
                 yield f"{where}: no {self.noun} {value!r}; known: {', '.join(sorted(known)) or 'none'}"
 
@@ -289,9 +195,9 @@ class _SecretExists:
     kind: SecretKind
 
     def check(self, model: Any, path: str, root: Root) -> Iterator[str]:
-        if not _holds(model, self.when):
+        if not holds(model, self.when):
             return
-        for where, name in (found for field in self.fields for found in _resolve(model, path, field)):
+        for where, name in (found for field in self.fields for found in resolve(model, path, field)):
             if name is None:
                 continue
             value = root.secret_values.get(name)
@@ -315,7 +221,7 @@ class _Needs:
     why: str
 
     def check(self, model: Any, path: str, root: Root) -> Iterator[str]:
-        if self.field is not None and not _matches(_value(model, self.field), self.equals):
+        if self.field is not None and not matches(value_at(model, self.field), self.equals):
             return
         if all(getattr(root, section) is None for section in self.sections):
             where = key_path(path, self.field) if self.field else path

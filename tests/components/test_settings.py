@@ -84,7 +84,7 @@ CASES = [
     ("parallel-huge", set_path("registry.fill.parallel", 100), "registry.fill.parallel", "less than or equal to 16"),
     ("lockfile-escape", set_path("registry.fill.lockFile", "../outside.json"), "registry.fill.lockFile", "inside the project"),
     ("lockfile-absolute", set_path("registry.fill.lockFile", "/etc/passwd"), "registry.fill.lockFile", "inside the project"),
-    ("upstream-mirror", set_path("registry.fill.upstreams", {"docker.io": "evil host/x"}), "registry.fill.upstreams", "host[:port][/path]"),
+    ("upstream-mirror", set_path("registry.fill.upstreams", {"docker.io": "evil host/x"}), 'registry.fill.upstreams["docker.io"]', "host[:port][/path]"),
     ("upstream-source", set_path("registry.fill.upstreams", {"notaregistry": "mirror.io"}), "registry.fill.upstreams", "not a registry host"),
     ("oci-layout-missing", set_path("registry.fill.ociLayout", "/nonexistent/layout"), "registry.fill.ociLayout", "not an OCI image layout"),
     ("runner", set_path("registry.fill.runner", "laptop"), "registry.fill.runner", "'host' or 'admin'"),

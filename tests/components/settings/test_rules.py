@@ -9,18 +9,17 @@ from typing import ClassVar
 import pytest
 
 from components.images import ImageRef, parse_image_ref
+from components.settings.collector import collect, key_path
 from components.settings.rules import (
     GIVEN,
     Rules,
     SecretKind,
     at_least_one_on,
-    collect,
     digest_matches,
     distinct_ports,
     exactly_one,
     host_exists,
     image_listed,
-    key_path,
     mutually_exclusive,
     needs,
     only_with,
