@@ -9,7 +9,7 @@ from typing import ClassVar
 import pytest
 
 from components.images import ImageRef, parse_image_ref
-from components.settings.collector import collect, key_path
+from components.settings.collector import collect, item_path, key_path
 from components.settings.rules import (
     GIVEN,
     Rules,
@@ -165,3 +165,6 @@ def test_collect_walks_models_lists_and_maps_and_reports_every_problem():
 def test_key_paths_are_spelt_as_in_the_stack_file():
     assert key_path("", "s3_secret_key_secret") == "s3SecretKeySecret"
     assert key_path("harbor", "tls.key_secret") == "harbor.tls.keySecret"
+    assert key_path("", "ck8s") == "ck8s"
+    assert item_path("hosts", "registry") == "hosts.registry"
+    assert item_path("registry.fill.upstreams", "docker.io") == 'registry.fill.upstreams["docker.io"]'
