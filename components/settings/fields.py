@@ -55,8 +55,8 @@ class Pattern:
 
 def one_of(values: Iterable[str], what: str) -> Pattern:
     """A `Pattern` that accepts exactly `values`, named `what` in the message."""
-    values = sorted(values)
-    return Pattern("|".join(map(re.escape, values)), f"is not {what}; use one of {', '.join(values)}")
+    choices = sorted(values)
+    return Pattern("|".join(map(re.escape, choices)), f"is not {what}; use one of {', '.join(choices)}")
 
 
 def _lower(value: str) -> str:
