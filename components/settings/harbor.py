@@ -1,0 +1,52 @@
+"""`harbor`: Harbor from its offline installer, instead of or beside the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, ClassVar
+
+from pydantic import AfterValidator, Field
+from pydantic.dataclasses import dataclass
+
+from .fields import MODEL_CONFIG, DataPath, DnsName, Flag, HostName, Pattern, Port, SecretName, Sha256, project_file
+from .registry import FillSettings, RegistryUserName
+from .rules import Rules, digest_matches, host_exists, secret_exists
+from .tls import TlsSettings
+
+# The name is checked first: the Harbor component reads the version it installs from it.
+HarborInstaller = Annotated[str, Pattern(
+    r"(?:.*/)?harbor-offline-installer-v\d+\.\d+\.\d+\.tgz",
+    "is not named like Harbor's offline installer; keep its name harbor-offline-installer-vX.Y.Z.tgz"),
+    AfterValidator(project_file)]
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class HarborSettings:
+    """Harbor from its offline installer (instead of, or beside, Docker Distribution)."""
+
+    RULES: ClassVar[Rules] = (
+        host_exists("host"),
+        digest_matches("installer", "installer_sha256"),
+        secret_exists("admin_password_secret", "database_password_secret", "robot_secret", "s3_secret_key_secret"),
+    )
+
+    host: HostName
+    installer: HarborInstaller
+    """The offline installer archive, carried across the gap."""
+    installer_sha256: Sha256
+    hostname: DnsName | None = None
+    port: Port = 443
+    tls: TlsSettings = TlsSettings()
+    data_volume: DataPath = "/data/harbor"
+    admin_password_secret: SecretName = "harborAdminPassword"
+    database_password_secret: SecretName = "harborDatabasePassword"
+    robot_name: RegistryUserName = "airgap-pull"
+    robot_secret: SecretName = "harborRobotSecret"
+    """The robot account's secret: clients pull with it (it becomes the pull secret)."""
+    s3: Mapping[str, str | int | bool] = Field(default_factory=dict)
+    """External storage: distribution s3 driver parameters (bucket, region, regionendpoint, …)."""
+    s3_secret_key_secret: SecretName | None = None
+    fill: FillSettings | None = FillSettings()
+    """Copy the stack's images into Harbor (one project per source registry, plus `library`);
+    null leaves Harbor empty."""
+    purge: Flag = False

@@ -1,0 +1,53 @@
+"""`mattermost` (the dev stack's, on Kubernetes): its image, storage, target, secrets and
+overrides, each refused with the key named."""
+
+import pytest
+
+from .stack_edits import DELETE, DEV, assert_refused, edits, set_path, with_changes
+
+CASES = [
+    pytest.param(set_path("mattermost.target", "nomad"), "mattermost.target", "'kubernetes' or 'docker'",
+                 id="target"),
+    pytest.param(set_path("mattermost.image", "mattermost/mattermost-enterprise-edition"), "mattermost.image",
+                 "no tag or digest", id="image-unpinned"),
+    pytest.param(set_path("mattermost.image", "mattermost/mattermost-team-edition:9.11.1"), "mattermost.image",
+                 "is not in `images`; list it", id="image-not-listed"),
+    pytest.param(edits(set_path("registry", {}), set_path("images", [])), "mattermost",
+                 "no registry or harbor is configured; its image is pulled from one", id="no-registry"),
+    pytest.param(set_path("mattermost.siteUrl", "chat.example"), "mattermost.siteUrl", "http:// or https://",
+                 id="site-url"),
+    pytest.param(set_path("secrets.mattermostDatabaseUrl", DELETE), "mattermost.databaseSecret",
+                 "secret 'mattermostDatabaseUrl' is not set", id="database-secret-missing"),
+    pytest.param(set_path("secrets.mattermostDatabaseUrl", ""), "mattermost.databaseSecret", "is empty",
+                 id="database-secret-empty"),
+    pytest.param(set_path("mattermost.s3", DELETE), "mattermost.s3", "required with fileStorage: s3",
+                 id="s3-missing"),
+    pytest.param(set_path("secrets.mattermostS3SecretKey", DELETE), "mattermost.s3.secretKeySecret",
+                 "secret 'mattermostS3SecretKey' is not set", id="s3-secret-missing"),
+    pytest.param(set_path("mattermost.s3.accessKeySecret", "s3 key"), "mattermost.s3.accessKeySecret",
+                 "not a secret name", id="s3-secret-name"),
+    pytest.param(set_path("mattermost.localPath", "data"), "mattermost.localPath", "absolute", id="local-path"),
+    pytest.param(set_path("mattermost.kubernetes.namespace", "Chat"), "mattermost.kubernetes.namespace",
+                 "not a Kubernetes name", id="namespace"),
+    pytest.param(set_path("mattermost.kubernetes.kubernetesVersion", "v1.30"),
+                 "mattermost.kubernetes.kubernetesVersion", "not a Kubernetes version", id="kubernetes-version"),
+    pytest.param(set_path("mattermost.kubernetes.replicas", 0), "mattermost.kubernetes.replicas",
+                 "greater than or equal to 1", id="replicas"),
+    pytest.param(set_path("mattermost.kubernetes.mode", "helm"), "mattermost.kubernetes.chartArchive",
+                 "required with target: kubernetes and kubernetes.mode: helm", id="helm-without-chart"),
+    pytest.param(set_path("mattermost.kubernetes.kubeconfigSecret", "kubeconfig"),
+                 "mattermost.kubernetes.kubeconfigSecret", "secret 'kubeconfig' is not set", id="kubeconfig-missing"),
+    pytest.param(set_path("mattermost.target", "docker"), "mattermost.dockerHost", "required with target: docker",
+                 id="docker-without-host"),
+    pytest.param(edits(set_path("mattermost.target", "docker"), set_path("mattermost.dockerHost", "chat")),
+                 "mattermost.dockerHost", "no host named 'chat'; known: airgap", id="docker-host-unknown"),
+    pytest.param(set_path("mattermost.port", 0), "mattermost.port", "greater than or equal to 1", id="port"),
+    pytest.param(set_path("mattermost.overrides", {"ServiceSettings.SiteURL": "https://x"}),
+                 'mattermost.overrides["ServiceSettings.SiteURL"]', "not an air-gap setting; use one of",
+                 id="override-not-air-gap"),
+]
+
+
+@pytest.mark.parametrize("edit,path,message", CASES)
+def test_bad_mattermost_settings_are_refused(edit, path, message):
+    assert_refused(with_changes(edit, DEV), path, message)
