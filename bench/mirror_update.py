@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from components.render.apt_mirror import UPDATE_PROGRAM  # noqa: E402
 from offline.executor import Executor  # noqa: E402
 from offline.program import run_program  # noqa: E402
-from sandbox.hosts import Sandbox, SandboxHost, sshd_answers  # noqa: E402
 from offline.stackfile import StackConfig, load_stack, project_defaults  # noqa: E402
+from sandbox.hosts import Sandbox, SandboxHost, sshd_answers  # noqa: E402
 from sandbox.upstream import port_is_free  # noqa: E402
 from sandbox.upstream_repos import LoggedRequest, UpstreamRepos  # noqa: E402
 

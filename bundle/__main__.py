@@ -54,8 +54,7 @@ def _named_dirs(values: list[str]) -> list[tuple[str, Path]]:
 # --- commands -----------------------------------------------------------------------------
 
 def cmd_create(args) -> int:
-    from . import create as creating
-    from . import images as image_layout
+    from . import create as creating, images as image_layout
     from .parts import parse_size
 
     images = list(args.image)
@@ -193,8 +192,7 @@ def cmd_merge_layout(args) -> int:
 def cmd_import_registry_storage(args) -> int:
     import ssl
 
-    from . import images as image_layout
-    from . import registry_storage
+    from . import images as image_layout, registry_storage
 
     context = (ssl.create_default_context(cafile=str(args.ca_file)) if args.ca_file else ssl.create_default_context())
     if args.start_command and not args.endpoint:

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, cast
 
-from . import images as image_layout
-from . import repos, signing
+from . import images as image_layout, repos, signing
 from .manifest import (
     BundleError,
     Entry,

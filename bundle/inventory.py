@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import images as image_layout
-from . import repos
+from . import images as image_layout, repos
 from .manifest import FORMAT, MANIFEST_NAME, BundleError, FileEntry, Manifest, parallel_map, sha256_file
 
 INVENTORY_FORMAT = "airgap-infra-inventory/1"

@@ -41,11 +41,11 @@ from sandbox.upstream_repo_trees import (
     COMPONENT,
     RPM_KEY_FILE_NAME,
     SUITE,
+    RepoTree as RepoTree,  # re-exported: tests read it from here
     bulk_specs,
     cached_repos,
     packages_at,
 )
-from sandbox.upstream_repo_trees import RepoTree as RepoTree  # re-exported: tests read it from here
 from sandbox.upstream_tls import SERVER_DNS_NAME, write_tls_material
 
 DEFAULT_ADDRESS = "127.0.0.2"

@@ -17,8 +17,7 @@ import re
 import ssl
 from pathlib import Path
 
-from components.render import htpasswd
-from components.render import registry as render
+from components.render import htpasswd, registry as render
 from offline import tls_emulation
 from sandbox.process import ManagedProcess, http_status
 

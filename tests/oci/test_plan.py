@@ -4,8 +4,7 @@ malformed plan gets (a table of edits → the field named)."""
 import json
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from oci.plan import FillImage, FillPlan, PlanError
 

@@ -1,8 +1,7 @@
 """Image references: parsing and normalisation as a table, then the private-registry mapping."""
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from components.images import ImageRef, ImageRefError, parse_image_ref
 

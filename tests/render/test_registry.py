@@ -16,8 +16,7 @@ import bcrypt
 import pytest
 import yaml
 
-from components.render import htpasswd
-from components.render import registry as render
+from components.render import htpasswd, registry as render
 from components.render.shell import step_script
 from tests.render import stub_commands
 

@@ -6,8 +6,7 @@ import stat
 import subprocess
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from components.render.shell import SecretFile, heredoc_delimiter, put_file, step_script, take_secrets
 
