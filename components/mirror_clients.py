@@ -42,16 +42,20 @@ class MirrorClients(pulumi.ComponentResource):
         self.steps = {}
         for host, client in args.clients:
             def script(values, client=client, host=host, restore=False) -> str:
+                # Every run converges the whole client: what is not wanted (any more) is removed,
+                # so an update alone takes away a mirror, a repository or the moving aside.
                 sources, apt_keys, apt_ca, repo_files, rpm_keys, rpm_ca = values
                 parts = []
-                if client.apt and apt is not None:
-                    parts.append(render.apt_restore_lines(sorted(sources)) if restore else render.apt_lines(
-                        sources=sources, keys=apt_keys, ca_pem=apt_ca or None, hostname=apt.hostname,
-                        move_aside=client.move_aside))
-                if client.rpm and rpm is not None:
-                    parts.append(render.yum_restore_lines(sorted(repo_files), KEY_DIR) if restore else render.yum_lines(
-                        repo_files=repo_files, keys=rpm_keys, ca_pem=rpm_ca or None, move_aside=client.move_aside,
-                        key_dir=KEY_DIR, ca_path=CA_PATH))
+                if client.apt and apt is not None and not restore:
+                    parts.append(render.apt_lines(sources=sources, keys=apt_keys, ca_pem=apt_ca or None,
+                                                  hostname=apt.hostname, move_aside=client.move_aside))
+                else:
+                    parts.append(render.apt_restore_lines())
+                if client.rpm and rpm is not None and not restore:
+                    parts.append(render.yum_lines(repo_files=repo_files, keys=rpm_keys, ca_pem=rpm_ca or None,
+                                                  move_aside=client.move_aside, key_dir=KEY_DIR, ca_path=CA_PATH))
+                else:
+                    parts.append(render.yum_restore_lines(KEY_DIR, CA_PATH))
                 return step_script("\n".join(parts), sudo=host.sudo)
 
             depends = [m for m in (apt, rpm) if m is not None]

@@ -21,3 +21,16 @@ airgap_apt_sources_back() {  # MOVED: what airgap_apt_sources_aside moved, back 
   done
   rmdir "$1" 2>/dev/null || true
 }
+
+airgap_apt_prune() {  # NAME...: our sources and keys removed, but those of the repositories NAME
+  local file name keep
+  for file in /etc/apt/sources.list.d/airgap-*.sources /etc/apt/keyrings/airgap-*.asc; do
+    [ -e "$file" ] || continue
+    name=$(basename "$file"); name=${name#airgap-}; name=${name%.*}
+    for keep in "$@"; do
+      if [ "$name" = "$keep" ]; then continue 2; fi
+    done
+    rm -f "$file"
+    CHANGED="$CHANGED apt"
+  done
+}

@@ -19,3 +19,16 @@ airgap_yum_repos_back() {  # MOVED: what airgap_yum_repos_aside moved, back in p
   done
   rmdir "$1" 2>/dev/null || true
 }
+
+airgap_yum_prune() {  # KEY_DIR ID...: our .repo files and keys removed, but those of the repositories ID
+  local file id keep key_dir=$1
+  shift
+  for file in /etc/yum.repos.d/airgap-*.repo "$key_dir"/RPM-GPG-KEY-airgap-*; do
+    [ -e "$file" ] || continue
+    id=$(basename "$file"); id=${id#RPM-GPG-KEY-}; id=${id#airgap-}; id=${id%.repo}
+    for keep in "$@"; do
+      if [ "$id" = "$keep" ]; then continue 2; fi
+    done
+    rm -f "$file"
+  done
+}

@@ -185,28 +185,73 @@ def test_client_lines_never_trust_blindly():
     assert "trusted=yes" not in apt and "[trusted" not in apt
     assert 'Acquire::https::m::CaInfo' in apt
     bash_parses(step_script(apt))
-    bash_parses(step_script(mirror_clients.apt_restore_lines(["debian"])))
+    bash_parses(step_script(mirror_clients.apt_restore_lines()))
     yum = mirror_clients.yum_lines(repo_files={"r": "x"}, keys={"r": "K"}, ca_pem=None, move_aside=True,
                                    key_dir="/etc/pki/rpm-gpg", ca_path="/etc/pki/airgap/ca.crt")
     bash_parses(step_script(yum))
-    bash_parses(step_script(mirror_clients.yum_restore_lines(["r"], "/etc/pki/rpm-gpg")))
+    bash_parses(step_script(mirror_clients.yum_restore_lines("/etc/pki/rpm-gpg", "/etc/pki/airgap/ca.crt")))
+
+
+def _apt_client(etc, **arguments) -> str:
+    """A client's apt lines, run for real against a scratch /etc/apt tree (apt-get left out)."""
+    lines = "\n".join(line for line in mirror_clients.apt_lines(hostname="m", **arguments).splitlines()
+                      if "apt-get" not in line)
+    return step_script(lines.replace("/etc/apt", str(etc)))
 
 
 def test_move_aside_is_reversible_and_idempotent(tmp_path):
-    """The move-aside and restore lines, run for real against a scratch /etc/apt tree."""
     etc = tmp_path / "etc/apt"
     (etc / "sources.list.d").mkdir(parents=True)
     (etc / "sources.list").write_text("deb http://deb.debian.org/debian bookworm main\n")
     (etc / "sources.list.d/other.sources").write_text("Types: deb\n")
-    (etc / "sources.list.d/airgap-debian.sources").write_text("ours\n")
-    lines = "\n".join(line for line in mirror_clients.apt_lines(
-        sources={}, keys={}, ca_pem=None, hostname="m", move_aside=True).splitlines() if "apt-get" not in line)
-    script = step_script(lines.replace("/etc/apt", str(etc)))
+    script = _apt_client(etc, sources={"debian": "ours\n"}, keys={"debian": "KEY\n"}, ca_pem=None, move_aside=True)
     for _ in range(2):
         subprocess.run(["sh", "-c", script], check=True)
         assert sorted(p.name for p in (etc / "sources.list.d").iterdir()) == ["airgap-debian.sources", "airgap-moved"]
-    restore = step_script(mirror_clients.apt_restore_lines([]).replace("/etc/apt", str(etc)))
+    restore = step_script(mirror_clients.apt_restore_lines().replace("/etc/apt", str(etc)))
     for _ in range(2):
         subprocess.run(["sh", "-c", restore], check=True)
     assert (etc / "sources.list").read_text().startswith("deb http://deb.debian.org")
-    assert (etc / "sources.list.d/other.sources").exists()
+    assert sorted(p.name for p in (etc / "sources.list.d").iterdir()) == ["other.sources"]
+    assert not list((etc / "keyrings").iterdir()), "our keys are gone with our sources"
+
+
+def test_every_apply_converges_the_client_to_the_stack(tmp_path):
+    """An update alone (no delete runs for it) takes away a repository no longer mirrored, the CA
+    of a mirror that lost TLS, and the moving aside when it is turned off."""
+    etc = tmp_path / "etc/apt"
+    (etc / "sources.list.d").mkdir(parents=True)
+    (etc / "sources.list.d/other.sources").write_text("Types: deb\n")
+    two = {"a": "A\n", "b": "B\n"}
+    subprocess.run(["sh", "-c", _apt_client(etc, sources=two, keys=two, ca_pem="CA\n", move_aside=True)], check=True)
+    assert {p.name for p in (etc / "keyrings").iterdir()} == {"airgap-a.asc", "airgap-b.asc", "airgap-mirror-ca.crt"}
+    one = {"a": "A\n"}
+    subprocess.run(["sh", "-c", _apt_client(etc, sources=one, keys=one, ca_pem=None, move_aside=False)], check=True)
+    assert sorted(p.name for p in (etc / "sources.list.d").iterdir()) == ["airgap-a.sources", "other.sources"]
+    assert {p.name for p in (etc / "keyrings").iterdir()} == {"airgap-a.asc"}
+    assert not (etc / "apt.conf.d/60airgap-mirror").exists()
+
+
+def test_the_rpm_side_converges_too(tmp_path):
+    repos, keys = tmp_path / "yum.repos.d", tmp_path / "rpm-gpg"
+    repos.mkdir()
+    keys.mkdir()
+    (repos / "rocky.repo").write_text("[rocky]\n")
+    (keys / "RPM-GPG-KEY-rocky").write_text("K\n")
+
+    def apply(lines: str) -> None:
+        subprocess.run(["sh", "-c", step_script(lines.replace("/etc/yum.repos.d", str(repos)))], check=True)
+
+    two = {"a": "[a]\n", "b": "[b]\n"}
+    apply(mirror_clients.yum_lines(repo_files=two, keys=two, ca_pem="CA\n", move_aside=True, key_dir=str(keys),
+                                   ca_path=str(tmp_path / "ca.crt")))
+    assert sorted(p.name for p in repos.iterdir()) == ["airgap-a.repo", "airgap-b.repo", "airgap-moved"]
+    one = {"a": "[a]\n"}
+    apply(mirror_clients.yum_lines(repo_files=one, keys=one, ca_pem=None, move_aside=True, key_dir=str(keys),
+                                   ca_path=str(tmp_path / "ca.crt")))
+    assert sorted(p.name for p in repos.iterdir()) == ["airgap-a.repo", "airgap-moved"]
+    assert sorted(p.name for p in keys.iterdir()) == ["RPM-GPG-KEY-airgap-a", "RPM-GPG-KEY-rocky"]
+    assert not (tmp_path / "ca.crt").exists()
+    apply(mirror_clients.yum_restore_lines(str(keys), str(tmp_path / "ca.crt")))
+    assert sorted(p.name for p in repos.iterdir()) == ["rocky.repo"]
+    assert sorted(p.name for p in keys.iterdir()) == ["RPM-GPG-KEY-rocky"]
