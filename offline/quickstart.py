@@ -145,28 +145,34 @@ def apply_with_pulumi() -> dict:
     return json.loads(result.stdout)
 
 
-def print_endpoints(exports: dict, config) -> None:
+def print_endpoints(exports: dict, config: StackConfig) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "ca.crt").write_text(exports["registryCaBundle"])
-    (OUT / "certs.d").mkdir(exist_ok=True)
-    shutil.copy(OUT / "ca.crt", OUT / "certs.d" / "ca.crt")
-    password = config.values["airgap-infra:secrets"]["registryPassword"]
-    auth = OUT / "auth.json"
-    auth.write_text(json.dumps({"auths": {exports["registryEndpoint"]: {
-        "auth": base64.b64encode(f"airgap:{password}".encode()).decode()}}}))
-    auth.chmod(0o600)
-    lock = exports.get("imageLock") or []
-    print(f"\nregistry:   https://{exports['registryEndpoint']}  (user airgap; CA in {OUT / 'ca.crt'})")
-    print(f"images:     {len(lock)} copied with their source digests; lock in {OUT / 'image-lock.json'}")
-    if lock:
-        print(f"try:        skopeo inspect --cert-dir {OUT / 'certs.d'} --authfile {auth} docker://{lock[0]['private']}")
+    ca = exports.get("caCertificate") or exports.get("registryCaBundle")
+    if ca:  # the stack's CA: every service the sandbox stack runs has a certificate from it
+        (OUT / "ca.crt").write_text(ca)
+        (OUT / "certs.d").mkdir(exist_ok=True)
+        shutil.copy(OUT / "ca.crt", OUT / "certs.d" / "ca.crt")
+    if exports.get("registryEndpoint"):
+        password = config.values["airgap-infra:secrets"]["registryPassword"]
+        auth = OUT / "auth.json"
+        auth.write_text(json.dumps({"auths": {exports["registryEndpoint"]: {
+            "auth": base64.b64encode(f"airgap:{password}".encode()).decode()}}}))
+        auth.chmod(0o600)
+        lock = exports.get("imageLock") or []
+        print(f"\nregistry:   https://{exports['registryEndpoint']}  (user airgap; CA in {OUT / 'ca.crt'})")
+        print(f"images:     {len(lock)} copied with their source digests; lock in {OUT / 'image-lock.json'}")
+        if lock:
+            print(f"try:        skopeo inspect --cert-dir {OUT / 'certs.d'} --authfile {auth} "
+                  f"docker://{lock[0]['private']}")
     apt, rpm = exports.get("aptMirror") or {}, exports.get("rpmMirror") or {}
     if apt:
         print(f"apt mirror: {apt['baseUrl']}  (repos: {', '.join(apt['sources'])}; signed, key in the stack output)")
     if rpm:
         print(f"rpm mirror: {rpm['baseUrl']}  (repos: {', '.join(rpm['repoFiles'])})")
     if apt or rpm:
-        print("client:     127.0.0.13 installs through both; try `apt-get install airgap-hello` there")
+        print("client:     127.0.0.13 installs through the mirrors: `make sandbox-ssh`, then "
+              "`apt-get install airgap-hello`")
+    print("change:     edit Pulumi.sandbox.yaml, then `make sandbox-preview` and `make sandbox`")
     print("stop:       make sandbox-down")
 
 

@@ -4,7 +4,11 @@ running), a component removed from the stack is deleted on its hosts and comes b
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import re
+import socket
 import subprocess
 
 import pytest
@@ -91,3 +95,92 @@ def test_a_removed_component_is_deleted_and_comes_back_when_re_added(sandbox, ca
     assert re.search(r"^1 created, 0 updated, 0 replaced, 0 deleted", out, re.M), out
     for path in managed:
         assert host.ssh(f"test -f {path}", check=False).returncode == 0, path
+
+
+def closed(address: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=2):
+        return False
+    return True
+
+
+def host(name: str):
+    return next(h for h in Sandbox(quickstart.RUN_DIR).hosts() if h.name == name)
+
+
+def fetched(url: str) -> str:
+    """sha256 of what a served URL returns, over TLS with the stack's CA."""
+    body = subprocess.run(["curl", "-sf", "--cacert", str(CA), url], capture_output=True, timeout=30, check=True).stdout
+    return hashlib.sha256(body).hexdigest()
+
+
+def without(config, **changes):
+    return config.with_values(**changes)
+
+
+# Each component: what removing it leaves out of the stack, its unit, where it listens, what stays
+# on disk, what it serves (to show the same content comes back) and what a client had of it.
+REMOVALS = [
+    pytest.param(
+        lambda c: without(c, registry={}, images=[], registryClients=[], trivyDb={}),
+        ("registry", "airgap-registry"), ("127.0.0.11", 5443), "/var/lib/airgap/registry/docker/registry/v2/blobs",
+        lambda c: json.loads((PROJECT_DIR / "out/sandbox/image-lock.json").read_text()),
+        f"/etc/docker/certs.d/{ENDPOINT}", id="registry"),
+    pytest.param(
+        lambda c: without(c, aptMirror={}, mirrorClients=[{"host": "client", "rpm": True}]),
+        None, ("127.0.0.12", 8443), "/var/lib/airgap/apt-mirror",
+        lambda c: fetched("https://127.0.0.12:8443/upstream-debian/dists/bookworm/InRelease"),
+        "/etc/apt/sources.list.d/airgap-upstream-debian.sources", id="apt-mirror"),
+    pytest.param(
+        lambda c: without(c, rpmMirror={}, mirrorClients=[{"host": "client", "apt": True}]),
+        None, ("127.0.0.12", 8444), "/var/lib/airgap/rpm-mirror",
+        lambda c: fetched("https://127.0.0.12:8444/upstream-rpm/repodata/repomd.xml"),
+        "/etc/yum.repos.d/airgap-upstream-rpm.repo", id="rpm-mirror"),
+    pytest.param(
+        lambda c: without(c, fileServer={}, ck8s={}),
+        None, ("127.0.0.12", 8445), "/var/lib/airgap/files",
+        lambda c: fetched("https://127.0.0.12:8445/SHA256SUMS"),
+        None, id="file-server"),
+]
+
+
+@pytest.mark.parametrize("removed,unit,listen,kept,served,on_client", REMOVALS)
+def test_removing_a_component_stops_it_keeps_its_data_and_re_adding_serves_the_same(
+        sandbox, capsys, removed, unit, listen, kept, served, on_client):
+    config = quickstart.sandbox_stack()
+    assert quickstart.up(config) == 0
+    before = served(config)
+    capsys.readouterr()
+    assert quickstart.up(removed(config)) == 0
+    out = capsys.readouterr().out
+    # Clients of a removed mirror are updated (they stop using it); nothing else changes.
+    assert re.search(r"^0 created, [01] updated, 0 replaced, [1-9]\d* deleted", out, re.M), out
+    assert closed(*listen), f"{listen} still answers after the removal"
+    if unit is not None:
+        machine, name = unit
+        assert host(machine).ssh(f"systemctl is-active {name}", check=False).stdout.strip() != "active"
+    on = host("registry" if listen[0] == "127.0.0.11" else "mirror")
+    assert on.ssh(f"test -d {kept} && ls -A {kept} | head -1", check=False).stdout.strip(), f"{kept} was not kept"
+    if on_client is not None:
+        assert host("client").ssh(f"test -e {on_client}", check=False).returncode != 0, \
+            f"the client still points at the removed component ({on_client})"
+    assert quickstart.up(config) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^[1-9]\d* created, [01] updated, 0 replaced, 0 deleted", out, re.M), out
+    assert not closed(*listen)
+    assert served(config) == before, "re-added, it serves what it served before"
+
+
+def test_removing_the_mirror_clients_puts_the_hosts_own_sources_back(sandbox, capsys):
+    config = quickstart.sandbox_stack()
+    assert quickstart.up(config) == 0
+    machine = host("client")
+    airgap_sources = "ls /etc/apt/sources.list.d/ /etc/yum.repos.d/ 2>/dev/null"
+    with_mirrors = machine.ssh(airgap_sources).stdout
+    assert "airgap" in with_mirrors
+    capsys.readouterr()
+    assert quickstart.up(without(config, mirrorClients=[])) == 0
+    removed = machine.ssh(airgap_sources).stdout
+    assert "airgap-upstream" not in removed, removed
+    assert machine.ssh("ls /etc/apt/sources.list.d/airgap-moved 2>/dev/null | wc -l").stdout.strip() in ("", "0")
+    assert quickstart.up(config) == 0
+    assert machine.ssh(airgap_sources).stdout == with_mirrors
