@@ -19,7 +19,7 @@ import pulumi
 from . import remote
 from .pki import StackPki, service_tls
 from .render import apt_mirror as render, nginx
-from .render.shell import q, step_script
+from .render.shell import step_script
 from .settings import AptMirrorSettings
 
 
@@ -59,13 +59,9 @@ class AptlyMirror(pulumi.ComponentResource):
                           root=spec.public, tls=tls is not None)
 
         def install_script(cert_pem: str | None) -> str:
-            body = (nginx.install_lines(site, cert_pem) + "\n"
-                    + render.install_body(spec, nginx.site_config(site), site.name))
-            if spec.method == "aptly":
-                body += f"\ncat {q(spec.public + '/' + render.PUBLIC_KEY_NAME)}"
-            else:
-                body += "\ncat " + " ".join(f"{render.CONFIG_DIR}/keys/{repo.name}.asc" for repo in spec.repos)
-            return step_script(body, sudo=host.sudo)
+            return step_script("\n".join([nginx.install_lines(site, cert_pem),
+                                          render.install_body(spec, nginx.site_config(site), site.name),
+                                          render.print_keys_lines(spec)]), sudo=host.sudo)
 
         secrets: list[pulumi.Input[str]] = []
         if tls is not None:
@@ -96,7 +92,7 @@ class AptlyMirror(pulumi.ComponentResource):
             self.keys = pulumi.Output.from_input({repo.name: "".join(repo.keys) for repo in spec.repos})
         # The reports of the last update, whoever ran it: this run's update step, or the timer
         # (read from the host at every run, preview included).
-        latest = remote.read(f"cat {q(spec.public + '/' + render.REPORTS)}/*.json 2>/dev/null || true", host)
+        latest = remote.read(render.reports_command(spec), host)
         self.reports = pulumi.Output.all(update.stdout, latest).apply(lambda texts: newest_reports(*texts))
         self.register_outputs({"baseUrl": self.base_url, "publicKey": self.public_key, "sources": self.sources,
                                "keys": self.keys,

@@ -26,10 +26,10 @@ from . import remote
 from .images import ImageRef
 from .pki import StackPki, service_tls
 from .render import htpasswd, registry as render, registry_fill
-from .render.shell import q, step_script
+from .render.shell import step_script
 from .settings import FillSettings, RegistrySettings
 
-TRANSFER_DIR = "/var/lib/airgap/transfer"
+TRANSFER_DIR = render.TRANSFER_DIR
 FILL_VERSION = "fill-1"
 
 
@@ -96,7 +96,7 @@ class Registry(pulumi.ComponentResource):
             body = (render.install_package_runtime(spec) if settings.runtime == "package"
                     else render.install_docker_runtime(spec))
             if (settings.fill.oci_layout or args.artifacts_layout) and settings.fill.runner == "host":
-                body += f"\ninstall -d -m 0755 {q(TRANSFER_DIR)}"  # CopyToRemote copies *into* it
+                body += "\n" + render.transfer_dir_lines()
             return step_script(body, sudo=host.sudo)
 
         uninstall = step_script(

@@ -17,7 +17,7 @@ from . import remote
 from .apt_mirror import newest_reports
 from .pki import StackPki, service_tls
 from .render import nginx, rpm_mirror as render
-from .render.shell import SecretFile, put_file, q, step_script, take_secrets
+from .render.shell import SecretFile, put_file, step_script, take_secrets
 from .settings import RpmMirrorSettings
 
 
@@ -79,7 +79,7 @@ class RepoSyncMirror(pulumi.ComponentResource):
         self.keys = pulumi.Output.from_input({repo.id: repo.key for repo in spec.repos})
         self.repo_files = pulumi.Output.from_input(
             {repo.id: repo_file(site.url, repo, tls is not None) for repo in spec.repos})
-        latest = remote.read(f"cat {q(spec.public)}/airgap-reports/*.json 2>/dev/null || true", host)
+        latest = remote.read(render.reports_command(spec), host)
         self.reports = pulumi.Output.all(update.stdout, latest).apply(lambda texts: newest_reports(*texts))
         self.register_outputs({"baseUrl": self.base_url, "repoFiles": self.repo_files, "reports": self.reports})
 

@@ -169,3 +169,16 @@ def uninstall_body(spec: AptMirrorSpec, site_name: str, *, purge: bool) -> str:
     else:
         lines.append(f"echo {q(f'apt mirror removed; packages and snapshots kept in {spec.root}')} >&2")
     return "\n".join(lines)
+
+
+def print_keys_lines(spec: AptMirrorSpec) -> str:
+    """The keys clients trust, printed as the install step's output: the stack's publishing key
+    (aptly), or the upstreams' own (debmirror keeps their signatures)."""
+    if spec.method == "aptly":
+        return f"cat {q(spec.public + '/' + PUBLIC_KEY_NAME)}"
+    return "cat " + " ".join(q(f"{CONFIG_DIR}/keys/{repo.name}.asc") for repo in spec.repos)
+
+
+def reports_command(spec: AptMirrorSpec) -> str:
+    """Read-only: every update report the mirror host holds (none yet: nothing)."""
+    return f"cat {q(spec.public + '/' + REPORTS)}/*.json 2>/dev/null || true"

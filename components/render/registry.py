@@ -15,6 +15,8 @@ from . import programs
 from .shell import SecretFile, put_file, q, take_secrets
 
 CONFIG_DIR = "/etc/airgap/registry"
+TRANSFER_DIR = "/var/lib/airgap/transfer"
+"""Where OCI layouts carried across the gap are copied on the registry host."""
 # Distribution writes a repository's `link` files (and manifests) in place, not through a rename:
 # stopped mid-request it can leave an empty link, which it then answers with a 500 for as long as
 # the link exists. On SIGTERM it finishes the requests it has started, for up to DRAIN; the
@@ -221,3 +223,8 @@ def uninstall(runtime: str, storage_path: str, *, purge: bool) -> str:
     else:
         lines.append(f"echo {q(f'registry removed; images kept in {storage_path}')} >&2")
     return "\n".join(lines)
+
+
+def transfer_dir_lines() -> str:
+    """The folder layouts are copied into (CopyToRemote copies *into* an existing directory)."""
+    return f"install -d -m 0755 {q(TRANSFER_DIR)}"

@@ -132,3 +132,8 @@ def uninstall_body(spec: RpmMirrorSpec, *, purge: bool) -> str:
     else:
         lines.append(f"echo {q(f'rpm mirror removed; packages and snapshots kept in {spec.root}')} >&2")
     return "\n".join(lines)
+
+
+def reports_command(spec: RpmMirrorSpec) -> str:
+    """Read-only: every update report the mirror host holds (none yet: nothing)."""
+    return f"cat {q(spec.public)}/airgap-reports/*.json 2>/dev/null || true"
