@@ -184,9 +184,10 @@ def local_file(
     return local_step(name, write_file_script(path), parent=parent, stdin=content, depends_on=depends_on)
 
 
-def read(command: str, host: Host) -> pulumi.Output[str]:
+def read(command: str, host: Host, *, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.Output[str]:
     """Run a read-only `command` on `host` at every program run (preview included) and return its
-    stdout: an invoke of the local OpenSSH client, host keys pinned, through the bastion if any."""
+    stdout: an invoke of the local OpenSSH client, host keys pinned, through the bastion if any;
+    after `depends_on` stand, when given."""
     from .render.ssh_read import Hop, read_command
 
     def hop(h: Host) -> Hop:
@@ -194,7 +195,8 @@ def read(command: str, host: Host) -> pulumi.Output[str]:
 
     script = read_command(hop(host), command, hop(host.bastion) if host.bastion else None)
     result = local.run_output(command=script, stdin=host.private_key, interpreter=["/bin/sh", "-c"],
-                              logging=local.Logging.STDERR)
+                              logging=local.Logging.STDERR,
+                              opts=pulumi.InvokeOutputOptions(depends_on=list(depends_on)) if depends_on else None)
     # What is read is not secret; the key that read it is, and would otherwise taint it.
     return pulumi.Output.unsecret(result.stdout)
 

@@ -6,7 +6,7 @@ import pytest
 
 from components import egress
 
-from .stack_edits import DELETE, SANDBOX, assert_refused, edits, set_path, with_changes
+from .stack_edits import DELETE, SANDBOX, assert_refused, edits, loaded_settings, set_path, with_changes
 
 LOCKED = set_path("network.optOut", {})  # the sandbox stack opts every host out; these cases lock them down
 ALLOW = {"to": "10.9.0.0/16", "port": 443, "why": "the organisation's artifact proxy"}
@@ -85,31 +85,11 @@ def test_bad_network_settings_are_refused(edit, path, message):
     assert_refused(with_changes(edit), path, message)
 
 
-@pytest.fixture
-def settings_of(monkeypatch):
-    """The checked settings of the sandbox stack with an edit applied, as the program loads them."""
-    import components.settings as package
-    from offline.program import run_program
-
-    def load(edit):
-        seen = []
-
-        def spy(*args, **kwargs):
-            seen.append(original(*args, **kwargs))
-            return seen[-1]
-
-        original = package.load
-        monkeypatch.setattr(package, "load", spy)
-        try:
-            run_program(with_changes(edit)).raise_error()
-        finally:
-            monkeypatch.setattr(package, "load", original)
-        return seen[-1]
-
-    return load
+def settings_of(edit):
+    return loaded_settings(with_changes(edit))
 
 
-def test_good_values_are_normalised_and_accepted(settings_of):
+def test_good_values_are_normalised_and_accepted():
     settings = settings_of(edits(LOCKED, set_path("network", {
         "adminAddresses": ["10.0.0.5", "FD00::/64"], "dns": ["10.0.0.53"], "ntp": ["NTP.corp.example"],
         "smtp": "Relay.corp.example:25",
@@ -129,7 +109,7 @@ def test_good_values_are_normalised_and_accepted(settings_of):
                                                             "relay.corp.example"]
 
 
-def test_every_managed_host_is_locked_down_unless_it_opts_out(settings_of):
+def test_every_managed_host_is_locked_down_unless_it_opts_out():
     assert egress.managed_hosts(settings_of(LOCKED)) == ["client", "mirror", "registry"]
     assert egress.locked_down_hosts(settings_of(LOCKED)) == ["client", "mirror", "registry"]
     assert egress.locked_down_hosts(settings_of(lambda config: None)) == [], "the sandbox stack opts every host out"
@@ -138,14 +118,14 @@ def test_every_managed_host_is_locked_down_unless_it_opts_out(settings_of):
     assert "bastion" not in egress.managed_hosts(one_out), "a host that only forwards SSH runs no step"
 
 
-def test_ssh_sources_are_the_admin_addresses_and_the_bastion(settings_of):
+def test_ssh_sources_are_the_admin_addresses_and_the_bastion():
     settings = settings_of(edits(LOCKED, set_path("network.adminAddresses", ["10.77.0.1"])))
     assert egress.ssh_sources(settings, "registry") == ("10.77.0.1", "127.0.0.10"), "registry sits behind the bastion"
     assert egress.ssh_sources(settings, "client") == ("10.77.0.1",)
     assert egress.ssh_sources(settings_of(LOCKED), "client") == (), "no admin addresses: SSH from anywhere"
 
 
-def test_a_layout_or_the_admin_runner_needs_no_upstream(settings_of):
+def test_a_layout_or_the_admin_runner_needs_no_upstream():
     for edit in (set_path("registry.fill.runner", "admin"),
                  set_path("registry.fill.ociLayout", "sandbox/data/trivy-layout")):
         settings = settings_of(edits(LOCKED, set_path("registry.fill.upstreams", {}), set_path("trivyDb", DELETE),
