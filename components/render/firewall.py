@@ -159,11 +159,18 @@ def ruleset(spec: Lockdown) -> str:
                                             for n in _networks(spec.container_networks, 6)]),
     ]
     counters = ["egress_dropped", "forward_dropped"]
+    # What our sshd sends: a session opened before conntrack ran in this namespace (the very one
+    # that loads these rules, the first time) shows up as "new" and would hang until the rollback.
+    ssh_replies = ([f'        tcp sport {spec.ssh_port} ip daddr @ssh_v4 accept comment "our SSH server\'s replies"',
+                    f'        tcp sport {spec.ssh_port} ip6 daddr @ssh_v6 accept comment "our SSH server\'s replies"']
+                   if spec.ssh_sources else
+                   [f'        tcp sport {spec.ssh_port} accept comment "our SSH server\'s replies"'])
     chains = [
         "    chain output {",
         "        type filter hook output priority filter; policy drop;",
         '        oif "lo" accept',
         "        ct state established,related accept",
+        *ssh_replies,
         '        ip daddr @containers_v4 accept comment "the host\'s own containers"',
         '        ip6 daddr @containers_v6 accept comment "the host\'s own containers"',
         "        ip daddr . meta l4proto . th dport @egress_v4 accept",

@@ -77,8 +77,10 @@ def test_the_table_replaces_only_itself_and_drops_by_default():
 
 def test_ssh_is_filtered_only_with_admin_addresses():
     assert "chain input" in render.ruleset(CLIENT)
+    assert "tcp sport 22 ip daddr @ssh_v4 accept" in render.ruleset(CLIENT), "replies of sessions conntrack met late"
     open_ssh = render.ruleset(render.Lockdown(host="x", egress=CLIENT.egress))
     assert "chain input" not in open_ssh and "ssh_dropped" not in open_ssh
+    assert "tcp sport 22 accept" in open_ssh
     other_port = render.ruleset(render.Lockdown(host="x", egress=(), ssh_port=2222, ssh_sources=("10.0.0.1",)))
     assert "tcp dport 2222 ip saddr @ssh_v4 accept" in other_port
 
