@@ -95,13 +95,12 @@ def elements(endpoints: Iterable[Endpoint]) -> list[Element]:
         key = (ipaddress.ip_network(endpoint.address, strict=False), endpoint.protocol, endpoint.port)
         merged.setdefault(key, []).append(endpoint.label)
     # Interval sets refuse overlapping elements: a block swallows what it contains.
-    kept = {key: labels for key, labels in merged.items()}
-    for key in sorted(merged, key=lambda k: k[0].prefixlen):
+    kept: dict[tuple, list[str]] = {}
+    for key in sorted(merged, key=lambda k: k[0].prefixlen):  # the widest blocks first
         network, protocol, port = key
-        for other in list(kept):
-            if other != key and key in kept and other[1:] == key[1:] and other[0].version == network.version \
-                    and other[0].subnet_of(network):  # type: ignore[arg-type]
-                kept[key] = kept[key] + kept.pop(other)
+        holder = next((k for k in kept if k[1:] == key[1:] and k[0].version == network.version
+                       and network.subnet_of(k[0])), None)
+        kept.setdefault(holder or key, []).extend(merged[key])
     found = [Element(network, protocol, port, tuple(labels)) for (network, protocol, port), labels in kept.items()]
     return sorted(found, key=lambda e: (e.network.version, e.network, e.protocol, e.port))
 
@@ -127,9 +126,12 @@ def _set(name: str, kind: str, members: Sequence[tuple[str, str]]) -> str:
 
 def _networks(texts: Iterable[str], version: int) -> list[str]:
     """The addresses and blocks of one IP version, sorted, without those another one holds."""
-    found = {ipaddress.ip_network(text, strict=False) for text in texts}
-    found = {n for n in found if n.version == version}
-    kept = [n for n in found if not any(other != n and n.subnet_of(other) for other in found)]  # type: ignore[arg-type]
+    found = sorted({n for n in (ipaddress.ip_network(t, strict=False) for t in texts) if n.version == version},
+                   key=lambda n: n.prefixlen)  # the widest blocks first
+    kept: list = []
+    for network in found:
+        if not any(network.subnet_of(other) for other in kept):
+            kept.append(network)
     return [str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n) for n in sorted(kept)]
 
 

@@ -79,9 +79,8 @@ def _probe(value: str) -> str:
     if match:
         host = match["host"].strip("[]")
         try:
-            address = ipaddress.ip_address(host)
-            if (":" in host) != (address.version == 6) or (address.version == 6) != match["host"].startswith("["):
-                problem = "writes an IPv6 address without brackets"
+            if ipaddress.ip_address(host).version == 4 and match["host"].startswith("["):
+                problem = "puts an IPv4 address in brackets; they are for IPv6"
         except ValueError:
             if not re.fullmatch(DNS_NAME, host):
                 problem = "names neither an address nor a DNS name"

@@ -64,7 +64,7 @@ CASES = [
     pytest.param(set_path("network.audit.mustFail", ["2001:4860:4860::8888:53/udp"]), "network.audit.mustFail[0]",
                  "is not host:port/tcp", id="probe-v6-brackets"),
     pytest.param(set_path("network.audit.mustFail", ["[8.8.8.8]:53/udp"]), "network.audit.mustFail[0]",
-                 "writes an IPv6 address without brackets", id="probe-v4-brackets"),
+                 "puts an IPv4 address in brackets", id="probe-v4-brackets"),
     pytest.param(set_path("network.audit.mustFail", ["example.com:0/tcp"]), "network.audit.mustFail[0]",
                  "port outside 1-65535", id="probe-port"),
     pytest.param(set_path("network.audit.mustFail", ["exa_mple.com:443/tcp"]), "network.audit.mustFail[0]",
