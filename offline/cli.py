@@ -65,11 +65,14 @@ def _lines(value: Any) -> list[str]:
 
 
 def input_diff(step: Step, secrets: list[str]) -> list[str]:
-    """A unified diff per changed input, secrets masked, scripts line by line."""
+    """What drifted on the host, then a unified diff per changed input (secrets masked, scripts
+    line by line)."""
     old = reviewable(step.old_inputs or {}, secrets)
     new = reviewable(step.new_inputs or {}, secrets)
-    out: list[str] = []
+    out = [f"drifted: {what}" for what in step.drift]
     for key in step.changed:
+        if key == "drift":
+            continue
         if key in old and key in new and old[key] == new[key]:  # only masked parts differ
             out.append(f"{key}: {old[key] if isinstance(old[key], str) else '…'} (a secret in it changed)")
             continue
@@ -91,6 +94,11 @@ def run(config: StackConfig, state_path: Path, *, mode: str, executor: Executor 
     engine = Engine(state, executor=executor, preview=mode == "preview", on_step=on_step)
     program: ProgramRun | None = None
     error: BaseException | None = None
+    if mode != "destroy" and executor is not None and state.resources:
+        try:
+            engine.check_drift(executor.read)
+        except Exception as failure:
+            return Outcome(engine, None, failure)
     if mode != "destroy":
         program = run_program(config, executor=executor, preview=mode == "preview", engine=engine, main=main)
         error = program.error
@@ -144,7 +152,11 @@ def shown_run(mode: str, config: StackConfig, state_path: Path, *, out: TextIO |
     started = time.monotonic()
     if mode == "preview":
         print(f"Previewing {config.stack} (state {state_path})", file=out)
-        outcome = run(config, state_path, mode="preview", main=main)
+        executor = Executor(local_dir=local_dir)  # reads only: drift checks, the program's reads
+        try:
+            outcome = run(config, state_path, mode="preview", executor=executor, main=main)
+        finally:
+            executor.close()
         _print_preview(outcome, secrets, out)
     else:
         verb = "Updating" if mode == "up" else "Destroying"
