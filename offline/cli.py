@@ -4,6 +4,9 @@
     python -m offline up STACK [--state FILE]        # apply; a progress line per step, then a summary
     python -m offline destroy STACK [--state FILE]   # delete everything the stack made (data stays
                                                      # unless the stack said purge: true)
+    python -m offline drift STACK                    # read-only: what changed on the hosts by hand since
+                                                     # the steps last ran (no state needed: usable beside
+                                                     # the Pulumi CLI); exits 3 when something drifted
 
 The state lives in `out/<stack>/state.json` unless `--state` says otherwise; the stack file is
 decrypted with PULUMI_CONFIG_PASSPHRASE(_FILE), as the Pulumi CLI would.
@@ -27,7 +30,7 @@ from .lifecycle import Action
 from .masking import reviewable, stack_secrets
 from .program import ProgramRun, run_program
 from .stackfile import PROJECT_DIR, StackConfig, load_stack
-from .state import StackState
+from .state import ResourceState, StackState, canonical
 
 MAIN = PROJECT_DIR / "__main__.py"
 SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "+-", Action.DELETE: "-", Action.SAME: " "}
@@ -124,13 +127,36 @@ def _print_preview(outcome: Outcome, secrets: list[str], out: TextIO) -> None:
 
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offline", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["preview", "up", "destroy"])
+    parser.add_argument("command", choices=["preview", "up", "destroy", "drift"])
     parser.add_argument("stack")
     parser.add_argument("--state", type=Path, help="state file (default: out/<stack>/state.json)")
     args = parser.parse_args(argv)
     config = load_stack(args.stack)
+    if args.command == "drift":
+        return drift(config, out=out or sys.stdout)
     state_path = args.state or default_state_path(args.stack)
     return command(args.command, config, state_path, out=out)
+
+
+def drift(config: StackConfig, *, out: TextIO, local_dir: Path = PROJECT_DIR, main: Path = MAIN) -> int:
+    """Report drift on every host the stack's steps run on, from the program alone (no state)."""
+    program = run_program(config, main=main).raise_error()
+    resources = {}
+    for record in program.by_type("command:remote:Command"):
+        resources[record.urn] = ResourceState(record.urn, record.type, record.name, record.parent,
+                                              record.dependencies, canonical(record.inputs))
+    engine = Engine(StackState(config.stack, resources))
+    executor = Executor(local_dir=local_dir)
+    try:
+        engine.check_drift(executor.read)
+    finally:
+        executor.close()
+    names = {urn: resources[urn].name for urn in engine.drifted if urn in resources}
+    for urn, name in sorted(names.items(), key=lambda item: item[1]):
+        for what in engine.drifted[urn]:
+            print(f"{name}: {what}", file=out)
+    print(f"{len(names)} of {len(resources)} steps drifted", file=out)
+    return 3 if names else 0
 
 
 def command(mode: str, config: StackConfig, state_path: Path, *, out: TextIO | None = None,

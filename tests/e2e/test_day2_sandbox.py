@@ -245,3 +245,21 @@ def test_a_preview_without_drift_costs_one_round_trip_per_host(sandbox, capsys, 
     assert "0 to update" in capsys.readouterr().out
     assert sorted(reads) == sorted(set(reads)), f"one check per host, not {reads}"
     assert set(reads) == {"127.0.0.11", "127.0.0.12", "127.0.0.13"}, "every host that runs steps is checked"
+
+
+def test_drift_is_reported_from_the_program_alone_beside_the_pulumi_cli(sandbox, capsys):
+    import io
+
+    from offline import cli
+
+    config = quickstart.sandbox_stack()
+    assert quickstart.up(config) == 0
+    clean = io.StringIO()
+    assert cli.drift(config, out=clean) == 0, clean.getvalue()
+    host("client").ssh("chmod 0600 /etc/apt/sources.list.d/airgap-upstream-debian.sources")
+    report = io.StringIO()
+    assert cli.drift(config, out=report) == 3
+    assert "mirror-clients-client: /etc/apt/sources.list.d/airgap-upstream-debian.sources: mode 600, not 644" \
+        in report.getvalue(), report.getvalue()
+    assert quickstart.up(config) == 0
+    assert cli.drift(config, out=io.StringIO()) == 0
