@@ -263,3 +263,26 @@ def test_drift_is_reported_from_the_program_alone_beside_the_pulumi_cli(sandbox,
         in report.getvalue(), report.getvalue()
     assert quickstart.up(config) == 0
     assert cli.drift(config, out=io.StringIO()) == 0
+
+
+def test_destroy_removes_everything_the_stack_made_and_keeps_the_data(sandbox, capsys):
+    """Last in this module: the sandbox's hosts stay up, with nothing of the stack running."""
+    from offline import cli
+
+    config = quickstart.sandbox_stack()
+    assert quickstart.up(config) == 0
+    capsys.readouterr()
+    assert cli.command("destroy", config, quickstart.ENGINE_STATE) == 0
+    out = capsys.readouterr().out
+    summary = re.search(r"^0 created, 0 updated, 0 replaced, (\d+) deleted, 0 unchanged", out, re.M)
+    assert summary and int(summary.group(1)) >= 20, out
+    for address, port in (("127.0.0.11", 5443), ("127.0.0.12", 8443), ("127.0.0.12", 8444), ("127.0.0.12", 8445)):
+        assert closed(address, port), f"{address}:{port} still answers"
+    assert host("registry").ssh("systemctl is-active airgap-registry", check=False).stdout.strip() != "active"
+    client_files = host("client").ssh("ls /etc/apt/sources.list.d /etc/yum.repos.d /etc/docker/certs.d").stdout
+    assert "airgap-upstream" not in client_files and ENDPOINT not in client_files, client_files
+    for machine, kept in (("registry", "/var/lib/airgap/registry/docker/registry/v2/blobs"),
+                          ("mirror", "/var/lib/airgap/apt-mirror"), ("mirror", "/var/lib/airgap/files/falco")):
+        assert host(machine).ssh(f"ls -A {kept} | head -1").stdout.strip(), f"{kept} was not kept"
+    assert not json.loads(quickstart.ENGINE_STATE.read_text())["resources"], "the state is empty"
+    assert host("registry").ssh("ls /var/lib/airgap/manifests 2>/dev/null | wc -l").stdout.strip() == "0"
