@@ -25,6 +25,8 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
+from components.images import ImageRefError, host_and_port, parse_normalized, split_docker_domain
+
 # --- defaults and configuration ---------------------------------------------------------------
 
 DEFAULT_INTERNAL_SUFFIXES = (".internal", ".test", ".local", ".lan", ".corp", ".home.arpa", ".localdomain")
@@ -93,22 +95,37 @@ def is_internal_host(host: str, settings: Settings) -> bool:
 
 # --- images ------------------------------------------------------------------------------------
 
-IMAGE_REF = re.compile(r"^(?:(?P<host>[a-zA-Z0-9.-]+(?::\d+)?)/)?(?P<path>[a-z0-9._/-]+)"
-                       r"(?::[\w.-]+)?(?:@sha256:[0-9a-f]{64})?$")
+def is_image_ref(text: str) -> bool:
+    """Whether Docker reads `text` as an image reference: Distribution's grammar and Docker Hub
+    defaults, as components.images implements them (a tag or digest is not required here)."""
+    try:
+        parse_normalized(text)
+    except ImageRefError:
+        return False
+    return True
 
 
 def image_registry(ref: str) -> str:
-    """The registry host a reference pulls from; Docker's rule: a first element with a dot, a
-    colon or `localhost` is a host, anything else is Docker Hub (`nginx:1.25` means docker.io)."""
-    first, _, rest = ref.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first.lower()
-    return "docker.io"
+    """The registry host a reference pulls from, lowercased (host names are case-insensitive).
+    Docker's rule (components.images.split_docker_domain): a first element that is `localhost`,
+    holds a dot or a colon, or has a capital is a host; anything else is Docker Hub (`nginx:1.25`
+    means docker.io), and so is its old name index.docker.io."""
+    return split_docker_domain(ref)[0].lower()
 
 
-# `docker|podman|nerdctl run|pull|create … IMAGE` at the end of a script line.
-CONTAINER_CLI_IMAGE = re.compile(
-    r"\b(?:docker|podman|nerdctl)\s+(?:run|pull|create)\b[^\n]*?\s([a-z0-9][\w.:/@-]*[\w])\s*(?:\n|$)")
+HUB_IMPLIED = " (no registry host means Docker Hub)"
+
+
+def hub_implied(ref: str) -> bool:
+    """Whether `ref` pulls from Docker Hub without naming it (`nginx:1.25`, `bitnami/redis:7`)."""
+    first, slash, _ = ref.partition("/")
+    return image_registry(ref) == "docker.io" and not (slash and first in ("docker.io", "index.docker.io"))
+
+
+# `docker|podman|nerdctl run|pull|create … IMAGE` and `ctr … pull … IMAGE`: the last word of a
+# script line, kept when it is an image reference.
+CONTAINER_CLI_IMAGE = re.compile(r"\b(?:docker|podman|nerdctl)\s+(?:run|pull|create)\b[^\n]*?\s(\S+)[ \t]*(?:\n|$)")
+CTR_PULL_IMAGE = re.compile(r"\bctr\b[^\n]*\bpull\b[^\n]*?\s(\S+)[ \t]*(?:\n|$)")
 
 
 def workload_images(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -135,12 +152,10 @@ def workload_images(resource_type: str, props: Mapping[str, Any]) -> Iterator[tu
         for field in ("create", "update"):
             script = props.get(field)
             if isinstance(script, str):
-                for match in CONTAINER_CLI_IMAGE.finditer(script):
-                    candidate = match.group(1)
-                    if IMAGE_REF.match(candidate) and not candidate.startswith("-"):
-                        yield field, candidate
-                for match in re.finditer(r"\bctr\b[^\n]*\bpull\b[^\n]*?\s([a-z0-9][\w.:/@-]*[\w])\s*(?:\n|$)", script):
-                    yield field, match.group(1)
+                for pattern in (CONTAINER_CLI_IMAGE, CTR_PULL_IMAGE):
+                    for match in pattern.finditer(script):
+                        if is_image_ref(match.group(1)):
+                            yield field, match.group(1)
 
 
 def check_internal_images(resource_type: str, props: Mapping[str, Any], settings: Settings) -> list[str]:
@@ -151,7 +166,7 @@ def check_internal_images(resource_type: str, props: Mapping[str, Any], settings
         registry = image_registry(ref)
         if registry in settings.allowed_registries:
             continue
-        implicit = "" if "/" in ref and "." in ref.split("/")[0] else " (no registry host means Docker Hub)"
+        implicit = HUB_IMPLIED if hub_implied(ref) else ""
         problems.append(f"{path}: image {ref!r} comes from {registry}{implicit}; pull it from an internal "
                         f"registry ({', '.join(settings.allowed_registries) or 'configure allowedRegistries'}) "
                         "after copying it in with the registry fill")
@@ -191,9 +206,9 @@ def check_public_endpoints(resource_type: str, props: Mapping[str, Any], setting
                                     "or add its domain to internalDomains if it is inside")
     for path, ref in workload_images(resource_type, props):
         registry = image_registry(ref)
-        host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+        host = host_and_port(registry)[0]
         if not is_internal_host(host, settings):
-            implicit = "" if registry in ref else " (no registry host means Docker Hub)"
+            implicit = HUB_IMPLIED if hub_implied(ref) else ""
             problems.append(f"{path}: image {ref!r} would be pulled from {registry}{implicit}, outside the air gap")
     return sorted(set(problems))
 
