@@ -216,10 +216,7 @@ def discover(kubeconfig: Path, context: str | None, rules: list[ResourceRule], *
         preferred = ((group or {}).get("preferredVersion") or {}).get("groupVersion")
         if not preferred:
             continue
-        resources = cluster.get(f"/apis/{preferred}{scope}/{rule.plural}")
-        if resources is None:
-            continue
-        for item in objects(resources):
+        for item in cluster.items(f"/apis/{preferred}{scope}/{rule.plural}"):
             metadata = item.get("metadata") or {}
             where = f"cluster {cluster.context}:{rule.kind}/{metadata.get('namespace', '-')}/{metadata.get('name')}"
             item = {"kind": rule.kind, "apiVersion": preferred, **item}
