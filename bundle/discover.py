@@ -113,9 +113,9 @@ def gather(sources: Sources) -> tuple[list[Hit], list[str]]:
     if scan.charts:
         notes.append(charts.RENDER_ADVICE + f" (charts read: {', '.join(scan.charts)})")
     if sources.kubeconfig:
-        from . import discover_cluster
+        from .discover_cluster import discover as discover_cluster
 
-        cluster_hits, cluster_notes = discover_cluster.discover(sources.kubeconfig, sources.context, rules,
+        cluster_hits, cluster_notes = discover_cluster(sources.kubeconfig, sources.context, rules,
                                                                 namespace=sources.namespace)
         hits += cluster_hits
         notes += cluster_notes
@@ -173,9 +173,9 @@ def discover(sources: Sources) -> Discovery:
     hits, notes = gather(sources)
     artifacts: list[dict] = []
     if sources.ck8s_config:
-        from . import discover_ck8s
+        from .discover_ck8s import discover as discover_ck8s
 
-        artifacts, ck8s_hits, ck8s_notes = discover_ck8s.discover(sources.ck8s_config)
+        artifacts, ck8s_hits, ck8s_notes = discover_ck8s(sources.ck8s_config)
         hits += ck8s_hits
         notes += ck8s_notes
     return Discovery(normalise(hits), artifacts, notes)
