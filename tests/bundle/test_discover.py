@@ -383,3 +383,17 @@ def test_ck8s_artifacts_from_a_config_directory(tmp_path):
         ["trivy/trivy-java-db-1", "oci://ghcr.io/aquasecurity/trivy-java-db:1"],
     ]
     assert "installExternalObjectStoragePlugin is true" in result.stdout
+
+
+def test_the_inside_commands_still_need_no_pyyaml(tmp_path):
+    """discover is registered with the other commands, yet verify or inventory never import PyYAML."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; sys.modules['yaml'] = None\n"
+             "from bundle.__main__ import main\n"
+             f"sys.exit(main(['inventory', {str(tmp_path / 'MANIFEST.json')!r}]))\n")
+    (tmp_path / "MANIFEST.json").write_text("{}")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "yaml" not in result.stderr.lower(), result.stderr
+    assert result.returncode in (0, 1), result.stderr

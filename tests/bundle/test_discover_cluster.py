@@ -124,7 +124,7 @@ class ApiServer:
         self.seen = seen
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (the stdlib's handler name)
+            def do_GET(self):
                 seen.append(self.path)
                 peer = self.connection.getpeercert()  # type: ignore[attr-defined]  # an SSLSocket
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}" and not peer:
