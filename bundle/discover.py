@@ -161,9 +161,6 @@ def normalise(hits: list[Hit]) -> list[Found]:
         origin = Origin(hit.where, hit.rule, hit.note)
         if origin not in entry.origins:
             entry.origins.append(origin)
-        if hit.digest_hint and ref is not None and ref.digest is None:
-            entry.origins[-1].note = (entry.origins[-1].note + " " if entry.origins[-1].note else "") + \
-                f"running as {hit.digest_hint}"
     for entry in found.values():
         entry.origins.sort(key=lambda origin: (origin.where, origin.rule))
     return sorted(found.values(), key=lambda entry: (entry.ref is None, entry.text))

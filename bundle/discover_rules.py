@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 POD_SPEC_PATHS = {
@@ -205,8 +205,6 @@ class Hit:
     where: str
     rule: str
     note: str = ""
-    digest_hint: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def container_hits(containers: Any, where: str) -> Iterator[Hit]:
