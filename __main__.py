@@ -8,6 +8,7 @@ from components.ck8s import Ck8sOverrides
 from components.file_server import FileServer, FileServerArgs
 from components.harbor import HarborInstall, HarborInstallArgs
 from components.images import parse_image_ref
+from components.kubespray import kubespray_offline
 from components.mattermost import MattermostAirgapConfig, MattermostArgs, RegistryAccess
 from components.mirror_clients import MirrorClients, MirrorClientsArgs
 from components.pki import StackPki
@@ -108,6 +109,12 @@ if settings.file_server is not None:
         ),
     )
     pulumi.export("fileServer", {"baseUrl": file_server.base_url, "artifacts": file_server.artifacts})
+
+if registry is not None or file_server is not None or apt_mirror is not None or rpm_mirror is not None:
+    pulumi.export("kubesprayOffline", kubespray_offline(
+        settings, file_server_url=file_server.base_url if file_server else None,
+        apt_base_url=apt_mirror.base_url if apt_mirror else None,
+        rpm_base_url=rpm_mirror.base_url if rpm_mirror else None))
 
 if settings.ck8s is not None:
     pulumi.export("ck8sOverrides", Ck8sOverrides("ck8s", settings, file_server).files)
