@@ -6,7 +6,7 @@ from components import remote, settings as stack_settings
 from components.apt_mirror import AptlyMirror, AptlyMirrorArgs
 from components.ck8s import Ck8sOverrides
 from components.file_server import FileServer, FileServerArgs
-from components.harbor import HarborInstall, HarborInstallArgs
+from components.harbor import HarborInstall, HarborInstallArgs, trivy_db_from
 from components.images import parse_image_ref
 from components.kubespray import kubespray_offline
 from components.mattermost import MattermostAirgapConfig, MattermostArgs, RegistryAccess
@@ -134,6 +134,7 @@ if settings.harbor is not None:
             pki=pki,
             tls_key=settings.secret(harbor_config.tls.key_secret) if harbor_config.tls.key_secret else None,
             s3_secret_key=settings.secret(s3_key) if (s3_key := harbor_config.s3_secret_key_secret) else None,
+            trivy_db=trivy_db_from(settings, registry),
         ),
     )
     pulumi.export("harbor", {"endpoint": harbor.endpoint, "caBundle": harbor.ca_bundle,

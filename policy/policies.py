@@ -278,12 +278,6 @@ def _unsigned_aptly_repos(text: str) -> list[str]:
 
 # --- Mattermost ---------------------------------------------------------------------------------
 
-def _airgap_table() -> dict[str, str]:
-    from components.render.mattermost import AIRGAP_SETTINGS  # the component's own table
-
-    return {s.env: s.env_value for s in AIRGAP_SETTINGS}
-
-
 def mattermost_env(resource_type: str, props: Mapping[str, Any]) -> dict[str, str | None] | None:
     env_list = None
     if resource_type == "kubernetes:helm.sh/v3:Release":
@@ -301,19 +295,30 @@ def mattermost_env(resource_type: str, props: Mapping[str, Any]) -> dict[str, st
 
 
 def check_mattermost(resource_type: str, props: Mapping[str, Any], settings: Settings) -> tuple[list[str], list[str]]:
-    """(mandatory problems, advisory reports of explicit overrides)."""
+    """(mandatory problems, advisory reports of explicit overrides), setting by setting of the
+    component's own table, plugin settings and states included; a link users see may point at any
+    internal page instead."""
+    from components.render.mattermost import AIRGAP_SETTINGS, OVERRIDES_ENV, link_stays_inside, value_in
+
     env = mattermost_env(resource_type, props)
     if env is None:
         return [], []
-    overrides = set(json.loads(env.get("AIRGAP_INFRA_OVERRIDES") or "[]"))
+    overrides = set(json.loads(env.get(OVERRIDES_ENV) or "[]"))
     problems, reported = [], []
-    for name, value in _airgap_table().items():
-        if env.get(name) == value:
+    for setting in AIRGAP_SETTINGS:
+        value = value_in(env, setting)
+        if value == setting.encoded:
             continue
-        if name in overrides:
-            reported.append(f"{name} is {env.get(name)!r} (air gap: {value!r}) by an explicit override in the stack")
+        where = f"{setting.key} ({setting.env})" if setting.plugin else setting.env
+        if setting.key in overrides:
+            reported.append(f"{where} is {value!r} (air gap: {setting.encoded!r}) by an explicit override in the stack")
+        elif setting.link and value is not None and link_stays_inside(value):
+            continue
+        elif setting.link:
+            problems.append(f"{where} is {value!r}; a link users see must be empty, site-relative or an internal "
+                            f"page, not Mattermost's own site (air gap: {setting.encoded!r})")
         else:
-            problems.append(f"{name} is {env.get(name)!r}; in an air gap it must be {value!r} "
+            problems.append(f"{where} is {value!r}; in an air gap it must be {setting.encoded!r} "
                             "(or overridden explicitly in mattermost.overrides, which this policy reports)")
     return problems, reported
 
@@ -440,7 +445,8 @@ POLICIES = [
             "mirrors check upstream signatures.",
             EnforcementLevel.MANDATORY, check_signed_repositories),
     _policy("mattermost-airgap-settings",
-            "Mattermost's internet-reaching features (push, link previews, marketplace, telemetry, …) are off.",
+            "Mattermost's internet-reaching features (push, link previews, marketplace, telemetry, the "
+            "prepackaged plugins' STUN and surveys, the product's links, …) are off or point inside.",
             EnforcementLevel.MANDATORY, _mattermost_mandatory),
     _policy("mattermost-airgap-overrides",
             "Reports every air-gap setting a stack turned back on with an explicit override.",
