@@ -107,6 +107,8 @@ def egress(settings: Settings, host: str) -> tuple[Endpoint, ...]:
         found += _fill(registry.fill, settings.images, "registry fill")
     if harbor is not None and harbor.host == host and harbor.fill is not None:
         found += _fill(harbor.fill, settings.images, "harbor fill")
+    if harbor is not None and harbor.host == host and harbor.scanner and registry is not None:
+        found.append(_tcp(_served_at(settings, "registry"), "harbor scanner", "its databases from the registry"))
     if apt is not None and apt.host == host:
         found += [_tcp(url_endpoint(repo.url), "apt mirror", repo.name) for repo in apt.repos if repo.url]
     if rpm is not None and rpm.host == host:

@@ -133,3 +133,15 @@ def test_a_layout_or_the_admin_runner_needs_no_upstream():
         assert egress.public_fill_sources(settings) == []
         assert [e for e in egress.egress(settings, "registry") if e.component == "registry fill"] == []
     assert SANDBOX.values["airgap-infra:network"]["optOut"], "the shipped sandbox stack opts out"
+
+
+def test_harbor_reaches_its_upstreams_and_the_registry_its_scanner_reads(tmp_path):
+    from .test_harbor import harbor_stack
+
+    config = harbor_stack(tmp_path)
+    config.values["airgap-infra:harbor"] |= {"host": "mirror", "fill": {"upstreams": {"docker.io": "10.9.0.5/hub"}}}
+    settings = loaded_settings(config)
+    harbor = [e for e in egress.egress(settings, "mirror") if e.component.startswith("harbor")]
+    assert [(e.address, e.port, e.label) for e in harbor] == [
+        ("10.9.0.5", 443, "harbor fill: docker.io"),
+        ("127.0.0.11", 5443, "harbor scanner: its databases from the registry")]
