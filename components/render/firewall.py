@@ -5,9 +5,10 @@ The rules are one table of our own, `inet airgap` (IPv4 and IPv6), that a reload
 whole and nothing else: `table inet airgap` + `delete table inet airgap` + the table, in one
 transaction, never `flush ruleset` (which would take Docker's and kube-proxy's rules with it). It
 hooks output (the host's own traffic) and forward (its containers'), both `policy drop`, each
-accepting loopback, replies, and the destinations of two named sets, one element a line with
-what needs it; with admin addresses, an input chain takes SSH only from them. Every drop is
-counted. Netfilter runs every base chain of every table: an accept here is not final for
+accepting loopback, replies, the host's containers and the destinations of named sets:
+`egress_v4`/`egress_v6`, one element a line with what needs it, and `named_v4`/`named_v6`, which
+the host fills from the names it resolves; with admin addresses, an input chain takes SSH only
+from them. Every drop is counted. Netfilter runs every base chain of every table: an accept here is not final for
 Docker's chains, nor theirs for ours.
 
 Applying is a "commit confirmed" (programs/firewall/airgap-firewall.sh): the step loads the rules
