@@ -4,11 +4,12 @@ settings meet (zone ids, line breaks, braces, quotes, '%' and '$', look-alike Un
 
 import shlex
 import subprocess
+import tomllib
 
 import pytest
 import yaml
 
-from components.render import ck8s, nginx as nginx_site, registry, rpm_mirror, ssh_read, systemd
+from components.render import ck8s, nginx as nginx_site, registry, registry_clients, rpm_mirror, ssh_read, systemd
 from components.render.formats import (
     FormatError,
     apt_conf,
@@ -21,6 +22,7 @@ from components.render.formats import (
     repo,
     ssh,
     systemd as unit_file,
+    toml,
     urls,
 )
 from components.render.ssh_read import Hop
@@ -30,6 +32,7 @@ from tests.render import parsers
 ZONE_ID = "2001:db8::10%$(reboot)"           # shell in a ProxyCommand
 NGINX_BREAK = "2001:db8::10%x;}server{listen 80;root /;}#"
 NEWLINE = "bookworm\nTrusted: yes"            # a new deb822 field
+TOML_BREAK = 'r.example:5443"]\n[host."https://evil'
 CORE_BREAK = "airgap.test:53 {\n}\n. {\n forward . 8.8.8.8"
 CYRILLIC = "registry.ехample"                 # Cyrillic 'е' and 'х'
 FULL_WIDTH = "１２７.0.0.1"
@@ -190,6 +193,22 @@ def test_apt_conf_scopes_the_ca_to_one_host():
     for host, path in (("2001:db8::12", "/ca.crt"), ("mirror", '/ca.crt";Acquire::x "y'), (ZONE_ID, "/ca.crt")):
         with pytest.raises(FormatError):
             apt_conf.ca_info("https", host, path)
+
+
+def test_hosts_toml_keeps_a_hostile_endpoint_one_string_and_one_table():
+    text = registry_clients.hosts_toml("docker.io", TOML_BREAK, "/etc/containerd/certs.d/ca.crt", "docker.io")
+    config = tomllib.loads(text)
+    assert config["server"] == f"https://{TOML_BREAK}"
+    assert list(config["host"]) == [f"https://{TOML_BREAK}/v2/docker.io"]
+    assert text.startswith("# docker.io is pulled")
+
+
+@pytest.mark.parametrize("upstream", ["../etc", "docker.io\n[host]", "a b", "docker.io:99999", ZONE_ID])
+def test_hosts_toml_refuses_what_is_no_registry_directory(upstream):
+    with pytest.raises(FormatError):
+        registry_clients.hosts_toml(upstream, "r:5443", "/ca.crt", "x")
+    with pytest.raises(FormatError):
+        toml.dumps({}, comment="a\nb = 1")
 
 
 def test_corefile_block_is_one_block_with_one_forward():
