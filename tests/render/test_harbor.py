@@ -189,6 +189,7 @@ def harbor_stack(tmp_path_factory):
         "host": "registry", "installer": str(archive), "port": 8443,
         "installerSha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
     }
+    values["airgap-infra:adminFileRoots"] = [str(archive.parent)]
     values["airgap-infra:mattermost"] = {
         "target": "kubernetes", "image": "docker.io/mattermost/mattermost-team-edition:9.11.1",
         "siteUrl": "https://chat.sandbox.test", "fileStorage": "local", "kubernetes": {"mode": "operator"}}
