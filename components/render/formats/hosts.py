@@ -50,10 +50,9 @@ def parse_host(value: str) -> IP | str:
         return ipaddress.ip_address(value)
     except ValueError:
         pass
-    try:
-        return dns_name(value)
-    except FormatError:
-        raise FormatError(f"{value!r} is neither an IP address nor a DNS name") from None
+    if not re.fullmatch(DNS_NAME, value, re.ASCII):
+        raise FormatError(f"{value!r} is neither an IP address nor a DNS name")
+    return dns_name(value)
 
 
 def is_ipv6(host: str) -> bool:
