@@ -171,8 +171,8 @@ def bash_commands(scripts: list[str]) -> list[list[str]]:
     for the script made a function body (`declare -f`), heredoc bodies left out."""
     definitions = "".join(f"__airgap_probe_{n} () {{\n{script}\n}}\n" for n, script in enumerate(scripts))
     names = " ".join(f"__airgap_probe_{n}" for n in range(len(scripts)))
-    result = subprocess.run(["bash", "-c", f"{definitions}\ndeclare -f {names}"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(["bash", "-s"], input=f"{definitions}\ndeclare -f {names}\n", capture_output=True,
+                            text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     shapes: list[list[str]] = []
     heredoc: str | None = None
