@@ -6,8 +6,9 @@ from components import remote, settings as stack_settings
 from components.apt_mirror import AptlyMirror, AptlyMirrorArgs
 from components.ck8s import Ck8sOverrides
 from components.file_server import FileServer, FileServerArgs
-from components.harbor import HarborInstall, HarborInstallArgs
+from components.harbor import HarborInstall, HarborInstallArgs, trivy_db_from
 from components.images import parse_image_ref
+from components.kubespray import kubespray_offline
 from components.mattermost import MattermostAirgapConfig, MattermostArgs, RegistryAccess
 from components.mirror_clients import MirrorClients, MirrorClientsArgs
 from components.pki import StackPki
@@ -109,6 +110,12 @@ if settings.file_server is not None:
     )
     pulumi.export("fileServer", {"baseUrl": file_server.base_url, "artifacts": file_server.artifacts})
 
+if registry is not None or file_server is not None or apt_mirror is not None or rpm_mirror is not None:
+    pulumi.export("kubesprayOffline", kubespray_offline(
+        settings, file_server_url=file_server.base_url if file_server else None,
+        apt_base_url=apt_mirror.base_url if apt_mirror else None,
+        rpm_base_url=rpm_mirror.base_url if rpm_mirror else None))
+
 if settings.ck8s is not None:
     pulumi.export("ck8sOverrides", Ck8sOverrides("ck8s", settings, file_server).files)
 
@@ -127,6 +134,7 @@ if settings.harbor is not None:
             pki=pki,
             tls_key=settings.secret(harbor_config.tls.key_secret) if harbor_config.tls.key_secret else None,
             s3_secret_key=settings.secret(s3_key) if (s3_key := harbor_config.s3_secret_key_secret) else None,
+            trivy_db=trivy_db_from(settings, registry),
         ),
     )
     pulumi.export("harbor", {"endpoint": harbor.endpoint, "caBundle": harbor.ca_bundle,

@@ -109,6 +109,12 @@ def target(host: Host) -> str:
     return f"{host.user}@{host_port(host.address, host.port)}{via}"
 
 
+def _named(script: pulumi.Input[str], name: str) -> pulumi.Output[str]:
+    from .render.shell import named_step
+
+    return pulumi.Output.from_input(script).apply(lambda text: named_step(text, name))
+
+
 def _versioned(script: pulumi.Input[str], versions: Sequence[str]) -> pulumi.Input[str]:
     """`script` naming `versions` in a first comment line, so that a new version is an update."""
     if not versions:
@@ -128,8 +134,11 @@ def step(
     depends_on: Sequence[pulumi.Resource] = (),
     log_stdout: bool = True,
 ) -> remote.Command:
-    """Run the rendered `script` on `host`; re-run in place whenever its text or versions change."""
-    script = _versioned(script, versions)
+    """Run the rendered `script` on `host`; re-run in place whenever its text or versions change.
+    The step runs under its name, the key of the manifest of what it keeps on the host."""
+    script = _versioned(_named(script, name), versions)
+    if delete is not None:
+        delete = _named(delete, name)
     return remote.Command(
         name,
         connection=host.connection(),

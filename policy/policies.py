@@ -25,6 +25,8 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
+from components.images import ImageRefError, host_and_port, parse_normalized, split_docker_domain
+
 # --- defaults and configuration ---------------------------------------------------------------
 
 DEFAULT_INTERNAL_SUFFIXES = (".internal", ".test", ".local", ".lan", ".corp", ".home.arpa", ".localdomain")
@@ -93,22 +95,37 @@ def is_internal_host(host: str, settings: Settings) -> bool:
 
 # --- images ------------------------------------------------------------------------------------
 
-IMAGE_REF = re.compile(r"^(?:(?P<host>[a-zA-Z0-9.-]+(?::\d+)?)/)?(?P<path>[a-z0-9._/-]+)"
-                       r"(?::[\w.-]+)?(?:@sha256:[0-9a-f]{64})?$")
+def is_image_ref(text: str) -> bool:
+    """Whether Docker reads `text` as an image reference: Distribution's grammar and Docker Hub
+    defaults, as components.images implements them (a tag or digest is not required here)."""
+    try:
+        parse_normalized(text)
+    except ImageRefError:
+        return False
+    return True
 
 
 def image_registry(ref: str) -> str:
-    """The registry host a reference pulls from; Docker's rule: a first element with a dot, a
-    colon or `localhost` is a host, anything else is Docker Hub (`nginx:1.25` means docker.io)."""
-    first, _, rest = ref.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first.lower()
-    return "docker.io"
+    """The registry host a reference pulls from, lowercased (host names are case-insensitive).
+    Docker's rule (components.images.split_docker_domain): a first element that is `localhost`,
+    holds a dot or a colon, or has a capital is a host; anything else is Docker Hub (`nginx:1.25`
+    means docker.io), and so is its old name index.docker.io."""
+    return split_docker_domain(ref)[0].lower()
 
 
-# `docker|podman|nerdctl run|pull|create … IMAGE` at the end of a script line.
-CONTAINER_CLI_IMAGE = re.compile(
-    r"\b(?:docker|podman|nerdctl)\s+(?:run|pull|create)\b[^\n]*?\s([a-z0-9][\w.:/@-]*[\w])\s*(?:\n|$)")
+HUB_IMPLIED = " (no registry host means Docker Hub)"
+
+
+def hub_implied(ref: str) -> bool:
+    """Whether `ref` pulls from Docker Hub without naming it (`nginx:1.25`, `bitnami/redis:7`)."""
+    first, slash, _ = ref.partition("/")
+    return image_registry(ref) == "docker.io" and not (slash and first in ("docker.io", "index.docker.io"))
+
+
+# `docker|podman|nerdctl run|pull|create … IMAGE` and `ctr … pull … IMAGE`: the last word of a
+# script line, kept when it is an image reference.
+CONTAINER_CLI_IMAGE = re.compile(r"\b(?:docker|podman|nerdctl)\s+(?:run|pull|create)\b[^\n]*?\s(\S+)[ \t]*(?:\n|$)")
+CTR_PULL_IMAGE = re.compile(r"\bctr\b[^\n]*\bpull\b[^\n]*?\s(\S+)[ \t]*(?:\n|$)")
 
 
 def workload_images(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -135,12 +152,10 @@ def workload_images(resource_type: str, props: Mapping[str, Any]) -> Iterator[tu
         for field in ("create", "update"):
             script = props.get(field)
             if isinstance(script, str):
-                for match in CONTAINER_CLI_IMAGE.finditer(script):
-                    candidate = match.group(1)
-                    if IMAGE_REF.match(candidate) and not candidate.startswith("-"):
-                        yield field, candidate
-                for match in re.finditer(r"\bctr\b[^\n]*\bpull\b[^\n]*?\s([a-z0-9][\w.:/@-]*[\w])\s*(?:\n|$)", script):
-                    yield field, match.group(1)
+                for pattern in (CONTAINER_CLI_IMAGE, CTR_PULL_IMAGE):
+                    for match in pattern.finditer(script):
+                        if is_image_ref(match.group(1)):
+                            yield field, match.group(1)
 
 
 def check_internal_images(resource_type: str, props: Mapping[str, Any], settings: Settings) -> list[str]:
@@ -151,7 +166,7 @@ def check_internal_images(resource_type: str, props: Mapping[str, Any], settings
         registry = image_registry(ref)
         if registry in settings.allowed_registries:
             continue
-        implicit = "" if "/" in ref and "." in ref.split("/")[0] else " (no registry host means Docker Hub)"
+        implicit = HUB_IMPLIED if hub_implied(ref) else ""
         problems.append(f"{path}: image {ref!r} comes from {registry}{implicit}; pull it from an internal "
                         f"registry ({', '.join(settings.allowed_registries) or 'configure allowedRegistries'}) "
                         "after copying it in with the registry fill")
@@ -191,9 +206,9 @@ def check_public_endpoints(resource_type: str, props: Mapping[str, Any], setting
                                     "or add its domain to internalDomains if it is inside")
     for path, ref in workload_images(resource_type, props):
         registry = image_registry(ref)
-        host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+        host = host_and_port(registry)[0]
         if not is_internal_host(host, settings):
-            implicit = "" if registry in ref else " (no registry host means Docker Hub)"
+            implicit = HUB_IMPLIED if hub_implied(ref) else ""
             problems.append(f"{path}: image {ref!r} would be pulled from {registry}{implicit}, outside the air gap")
     return sorted(set(problems))
 
@@ -263,12 +278,6 @@ def _unsigned_aptly_repos(text: str) -> list[str]:
 
 # --- Mattermost ---------------------------------------------------------------------------------
 
-def _airgap_table() -> dict[str, str]:
-    from components.render.mattermost import AIRGAP_SETTINGS  # the component's own table
-
-    return {s.env: s.env_value for s in AIRGAP_SETTINGS}
-
-
 def mattermost_env(resource_type: str, props: Mapping[str, Any]) -> dict[str, str | None] | None:
     env_list = None
     if resource_type == "kubernetes:helm.sh/v3:Release":
@@ -286,19 +295,30 @@ def mattermost_env(resource_type: str, props: Mapping[str, Any]) -> dict[str, st
 
 
 def check_mattermost(resource_type: str, props: Mapping[str, Any], settings: Settings) -> tuple[list[str], list[str]]:
-    """(mandatory problems, advisory reports of explicit overrides)."""
+    """(mandatory problems, advisory reports of explicit overrides), setting by setting of the
+    component's own table, plugin settings and states included; a link users see may point at any
+    internal page instead."""
+    from components.render.mattermost import AIRGAP_SETTINGS, OVERRIDES_ENV, link_stays_inside, value_in
+
     env = mattermost_env(resource_type, props)
     if env is None:
         return [], []
-    overrides = set(json.loads(env.get("AIRGAP_INFRA_OVERRIDES") or "[]"))
+    overrides = set(json.loads(env.get(OVERRIDES_ENV) or "[]"))
     problems, reported = [], []
-    for name, value in _airgap_table().items():
-        if env.get(name) == value:
+    for setting in AIRGAP_SETTINGS:
+        value = value_in(env, setting)
+        if value == setting.encoded:
             continue
-        if name in overrides:
-            reported.append(f"{name} is {env.get(name)!r} (air gap: {value!r}) by an explicit override in the stack")
+        where = f"{setting.key} ({setting.env})" if setting.plugin else setting.env
+        if setting.key in overrides:
+            reported.append(f"{where} is {value!r} (air gap: {setting.encoded!r}) by an explicit override in the stack")
+        elif setting.link and value is not None and link_stays_inside(value):
+            continue
+        elif setting.link:
+            problems.append(f"{where} is {value!r}; a link users see must be empty, site-relative or an internal "
+                            f"page, not Mattermost's own site (air gap: {setting.encoded!r})")
         else:
-            problems.append(f"{name} is {env.get(name)!r}; in an air gap it must be {value!r} "
+            problems.append(f"{where} is {value!r}; in an air gap it must be {setting.encoded!r} "
                             "(or overridden explicitly in mattermost.overrides, which this policy reports)")
     return problems, reported
 
@@ -425,7 +445,8 @@ POLICIES = [
             "mirrors check upstream signatures.",
             EnforcementLevel.MANDATORY, check_signed_repositories),
     _policy("mattermost-airgap-settings",
-            "Mattermost's internet-reaching features (push, link previews, marketplace, telemetry, …) are off.",
+            "Mattermost's internet-reaching features (push, link previews, marketplace, telemetry, the "
+            "prepackaged plugins' STUN and surveys, the product's links, …) are off or point inside.",
             EnforcementLevel.MANDATORY, _mattermost_mandatory),
     _policy("mattermost-airgap-overrides",
             "Reports every air-gap setting a stack turned back on with an explicit override.",

@@ -30,8 +30,8 @@ def deployment(container: dict, pull_secrets=True) -> dict:
 
 
 def mattermost_cr(env: dict) -> dict:
-    from components.render.mattermost import AIRGAP_SETTINGS
-    values = {s.env: s.env_value for s in AIRGAP_SETTINGS} | env
+    from components.render.mattermost import airgap_environment, airgap_values
+    values = airgap_environment(airgap_values()) | env
     return {"spec": {"image": "registry.internal:5443/docker.io/mattermost/mattermost-enterprise-edition",
                      "version": "9.11.1", "imagePullSecrets": [{"name": "pull"}],
                      "mattermostEnv": [{"name": k, "value": v} for k, v in values.items()]}}
