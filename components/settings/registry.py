@@ -33,10 +33,11 @@ _PROBE = "airgap/probe:1"  # a repository path no registry name can be mistaken 
 
 
 def registry_name(value: str) -> str | None:
-    """`value` as the image parser normalises a registry (lowercase, Docker Hub's aliases as
-    docker.io), or None when an image reference would not read it as a registry at all."""
+    """`value` as the stack's maps name a registry (render/registry_fill.py `registry_key`: lowercase,
+    Docker Hub's legacy name as docker.io), or None when an image reference would not read it as a
+    registry host at all."""
     try:
-        ref = parse_image_ref(f"{value}/{_PROBE}")
+        ref = parse_image_ref(f"{value.lower()}/{_PROBE}")
     except (ImageRefError, ValueError):
         return None
     if ref.path != _PROBE.split(":")[0] or not ("." in ref.registry or ":" in ref.registry

@@ -138,7 +138,7 @@ def test_bad_registry_settings_are_refused(edit, path, message):
     assert_refused(with_changes(edit), path, message)
 
 
-@pytest.mark.parametrize("key", ["DOCKER.IO", "index.docker.io", "Registry-1.Docker.IO"])
+@pytest.mark.parametrize("key", ["DOCKER.IO", "index.docker.io", "Index.Docker.IO"])
 def test_an_upstream_key_is_normalised_as_image_references_are(key):
     """`DOCKER.IO` used to be kept as written, never matched, and the fill then went to Docker Hub."""
     upstreams = {"gcr.io": "127.0.0.2:5000/gcr.io", "ghcr.io": "127.0.0.2:5000/ghcr.io",
