@@ -471,6 +471,7 @@ def test_without_the_scanner_no_databases_are_needed(tmp_path):
     values["airgap-infra:secrets"].update(harborAdminPassword="a", harborDatabasePassword="b", harborRobotSecret="c")
     values["airgap-infra:harbor"] = {"host": "registry", "installer": str(archive), "port": 8443, "scanner": False,
                                      "installerSha256": hashlib.sha256(archive.read_bytes()).hexdigest()}
+    values["airgap-infra:adminFileRoots"] = [str(tmp_path)]
     run = run_program(config).raise_error()
     assert "harbor-trivy-db" not in {r.name for r in run.records}
     install = run.named("harbor-install")
