@@ -72,7 +72,7 @@ class Registry(pulumi.ComponentResource):
 
         cert_pem, ca_pem, key_pem = self._tls(name, args, hostname)
         depends: list[pulumi.Resource] = []
-        archive = "/var/lib/airgap/images/registry.tar"
+        archive = f"{render.IMAGES_DIR}/registry.tar"
         if settings.runtime == "docker":
             assert settings.docker.image_archive is not None
             depends.append(remote.copy(

@@ -19,6 +19,8 @@ from .shell import SecretFile, put_file, q, take_secrets
 CONFIG_DIR = "/etc/airgap/registry"
 TRANSFER_DIR = "/var/lib/airgap/transfer"
 """Where OCI layouts carried across the gap are copied on the registry host."""
+IMAGES_DIR = "/var/lib/airgap/images"
+"""Where the registry image archive lands on its host (`runtime: docker`)."""
 # Distribution writes a repository's `link` files (and manifests) in place, not through a rename:
 # stopped mid-request it can leave an empty link, which it then answers with a 500 for as long as
 # the link exists. On SIGTERM it finishes the requests it has started, for up to DRAIN; the
@@ -49,7 +51,7 @@ class RegistrySpec:
     runtime: str = "package"
     """`package` or `docker`."""
     docker_image: str = "registry:2"
-    docker_archive: str = "/var/lib/airgap/images/registry.tar"
+    docker_archive: str = f"{IMAGES_DIR}/registry.tar"
     """Where the image archive lies on the host (`docker` runtime)."""
 
     @property

@@ -16,16 +16,14 @@ from typing import Any
 
 from ..render.formats.hosts import split_host_port
 from ..render.harbor import INSTALL_ROOT
-from ..render.registry import TRANSFER_DIR
+from ..render.registry import IMAGES_DIR, TRANSFER_DIR
 from .addresses import is_loopback
 from .collector import item_path, key_path
 from .rules import machine
 
-REGISTRY_IMAGES = "/var/lib/airgap/images"
-"""Where the registry image archive lands (`runtime: docker`)."""
 # (section, field of the data directory, directories the program itself uses on that machine)
 STORAGE: tuple[tuple[str, str, dict[str, str]], ...] = (
-    ("registry", "storage_path", {TRANSFER_DIR: "receives OCI layouts", REGISTRY_IMAGES: "holds image archives"}),
+    ("registry", "storage_path", {TRANSFER_DIR: "receives OCI layouts", IMAGES_DIR: "holds image archives"}),
     ("apt_mirror", "storage_path", {}),
     ("rpm_mirror", "storage_path", {}),
     ("file_server", "storage_path", {}),
