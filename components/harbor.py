@@ -28,6 +28,7 @@ from .images import ImageRef, parse_image_ref, registry_prefix
 from .pki import StackPki, service_tls
 from .registry import TRANSFER_DIR, Registry, fill_step
 from .render import harbor as render, registry_fill
+from .render.formats.hosts import host_port, url_host
 from .render.htpasswd import curl_user_config
 from .render.shell import step_script
 from .settings import HarborSettings, Settings
@@ -98,8 +99,8 @@ class HarborInstall(pulumi.ComponentResource):
         super().__init__("airgap:index:HarborInstall", name, None, opts)
         settings, host = args.settings, args.host
         hostname = settings.hostname or host.address
-        endpoint = hostname if settings.port == 443 else f"{hostname}:{settings.port}"
-        found = re.search(r"(v\d+\.\d+\.\d+)", Path(settings.installer).name)
+        endpoint = url_host(hostname) if settings.port == 443 else host_port(hostname, settings.port)
+        found = re.search(r"(v[0-9]+\.[0-9]+\.[0-9]+)", Path(settings.installer).name)
         assert found is not None, "settings accept only harbor-offline-installer-vX.Y.Z.tgz"
         version = found.group(1)
         source = args.trivy_db

@@ -27,6 +27,8 @@ import pulumi_kubernetes as k8s
 from . import remote
 from .images import ImageRef, parse_image_ref
 from .render import mattermost as render
+from .render.formats import ssh
+from .render.formats.hosts import host_port
 from .settings import MattermostSettings
 
 ENV_SECRET = "mattermost-airgap-env"
@@ -154,11 +156,11 @@ class MattermostAirgapConfig(pulumi.ComponentResource):
         host = args.docker_host
         assert host is not None
         known_hosts = f"out/{pulumi.get_stack()}/known_hosts-{host.name}"
-        name_port = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
-        pinned = remote.local_file(f"{name}-known-hosts", known_hosts, f"{name_port} {host.host_key}\n", parent=self)
+        pinned = remote.local_file(f"{name}-known-hosts", known_hosts,
+                                   ssh.known_host(host.address, host.port, host.host_key) + "\n", parent=self)
         provider = docker.Provider(
             f"{name}-docker",
-            host=f"ssh://{host.user}@{host.address}:{host.port}",
+            host=f"ssh://{host.user}@{host_port(host.address, host.port)}",
             ssh_opts=["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
                       "-o", "BatchMode=yes"],
             registry_auth=[docker.ProviderRegistryAuthArgs(

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_command import local, remote
 
+from .render.formats.hosts import host_port
 from .settings import HostSettings, Settings
 
 
@@ -104,8 +105,8 @@ def secret_stdin(values: Sequence[pulumi.Input[str]]) -> pulumi.Output[str]:
 
 def target(host: Host) -> str:
     """The machine a step runs on, as its trigger: a step that moves to another is replaced."""
-    via = f" via {host.bastion.address}:{host.bastion.port}" if host.bastion is not None else ""
-    return f"{host.user}@{host.address}:{host.port}{via}"
+    via = f" via {host_port(host.bastion.address, host.bastion.port)}" if host.bastion is not None else ""
+    return f"{host.user}@{host_port(host.address, host.port)}{via}"
 
 
 def _named(script: pulumi.Input[str], name: str) -> pulumi.Output[str]:

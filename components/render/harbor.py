@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from . import programs
+from .formats.hosts import host_port
 from .shell import SecretFile, put_file, q
 
 INSTALL_ROOT = "/opt/airgap-harbor"
@@ -210,7 +211,7 @@ def install_body(spec: HarborSpec, cert_pem: str, archive: str, registry_ca_pem:
 
 def health_body(spec: HarborSpec, *, attempts: int = 90) -> str:
     """Wait until Harbor and every component report healthy (programs/harbor/health.sh)."""
-    url = f"https://{spec.hostname}:{spec.https_port}/api/v2.0/health"
+    url = f"https://{host_port(spec.hostname, spec.https_port)}/api/v2.0/health"
     return "\n".join([API_JSON, HEALTH, f"airgap_harbor_health {q(url)} {q(spec.cert_path)} {int(attempts)}"])
 
 
@@ -218,7 +219,7 @@ def api_body(spec: HarborSpec, projects: list[str], robot_name: str) -> str:
     """Projects (private) and a system robot that may pull from all of them. Admin credentials
     and the robot's secret are the next two stdin secrets (a curl config, a JSON string;
     programs/harbor/api.sh)."""
-    base = f"https://{spec.hostname}:{spec.https_port}/api/v2.0"
+    base = f"https://{host_port(spec.hostname, spec.https_port)}/api/v2.0"
     robot_body = {
         "name": robot_name, "description": "pulls for the stack's workloads (airgap-infra)", "level": "system",
         "duration": -1, "disable": False,

@@ -17,7 +17,7 @@ from .tls import TlsSettings
 # The name is checked first: the Harbor component reads the version it installs from it. Only
 # release lines whose harbor.yml template the renderer follows are accepted (tests/data/harbor).
 HarborInstaller = Annotated[str, Pattern(
-    r"(?:.*/)?harbor-offline-installer-v\d+\.\d+\.\d+\.tgz",
+    r"(?:.*/)?harbor-offline-installer-v[0-9]+\.[0-9]+\.[0-9]+\.tgz",
     "is not named like Harbor's offline installer; keep its name harbor-offline-installer-vX.Y.Z.tgz"),
     Pattern(r"(?:.*/)?harbor-offline-installer-v(?:" + "|".join(line.replace(".", r"\.") for line in SUPPORTED_LINES)
             + r")\.\d+\.tgz",

@@ -14,6 +14,7 @@ from ..render.mattermost import AIRGAP_KEYS, link_stays_inside
 from .fields import (
     MODEL_CONFIG,
     AbsolutePath,
+    Endpoint,
     Flag,
     HostName,
     ImageReference,
@@ -28,7 +29,10 @@ from .rules import Rules, host_exists, image_listed, needs, required_if, secret_
 
 K8sName = Annotated[str, Pattern(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?",
                                  "is not a Kubernetes name; use lowercase letters, digits and '-'")]
-K8sVersion = Annotated[str, Pattern(r"1\.\d{2}\.\d+", "is not a Kubernetes version; write it like 1.30.0")]
+K8sVersion = Annotated[str, Pattern(r"1\.[0-9]{2}\.[0-9]+", "is not a Kubernetes version; write it like 1.30.0")]
+S3Bucket = Annotated[str, Pattern(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+                                  "is not an S3 bucket name; use lowercase letters, digits, '.' and '-' (3-63)")]
+S3Region = Annotated[str, Pattern(r"(?:[a-z]{2}(?:-[a-z0-9]+)+)?", "is not an S3 region (e.g. us-east-1), or empty")]
 AirgapKey = Annotated[str, one_of(AIRGAP_KEYS, "an air-gap setting")]
 
 
@@ -88,9 +92,10 @@ class MattermostLinks:
 class MattermostS3Settings:
     RULES: ClassVar[Rules] = (secret_exists("access_key_secret", "secret_key_secret"),)
 
-    endpoint: str
-    bucket: str
-    region: str = ""
+    endpoint: Endpoint
+    """`host[:port]` of the object store (Mattermost's AmazonS3Endpoint has no scheme)."""
+    bucket: S3Bucket
+    region: S3Region = ""
     ssl: Flag = True
     access_key_secret: SecretName = "mattermostS3AccessKey"
     secret_key_secret: SecretName = "mattermostS3SecretKey"

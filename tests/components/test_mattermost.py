@@ -200,7 +200,9 @@ def target(request, tmp_path_factory):
         config = copy.deepcopy(config)
         kube = config.values["airgap-infra:mattermost"]["kubernetes"]
         kube["mode"] = "helm"
-        kube["chartArchive"] = str(chart_archive(tmp_path_factory.mktemp("chart")))
+        charts = tmp_path_factory.mktemp("chart")
+        kube["chartArchive"] = str(chart_archive(charts))
+        config.values["airgap-infra:adminFileRoots"] = [str(charts)]
     return request.param, config, run_program(config).raise_error()
 
 

@@ -420,6 +420,7 @@ def harbor_stack(tmp_path_factory):
         "host": "registry", "installer": str(archive), "port": 8443,
         "installerSha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
     }
+    values["airgap-infra:adminFileRoots"] = [str(archive.parent)]
     values["airgap-infra:mattermost"] = {
         "target": "kubernetes", "image": "docker.io/mattermost/mattermost-team-edition:9.11.1",
         "siteUrl": "https://chat.sandbox.test", "fileStorage": "local", "kubernetes": {"mode": "operator"}}
@@ -470,6 +471,7 @@ def test_without_the_scanner_no_databases_are_needed(tmp_path):
     values["airgap-infra:secrets"].update(harborAdminPassword="a", harborDatabasePassword="b", harborRobotSecret="c")
     values["airgap-infra:harbor"] = {"host": "registry", "installer": str(archive), "port": 8443, "scanner": False,
                                      "installerSha256": hashlib.sha256(archive.read_bytes()).hexdigest()}
+    values["airgap-infra:adminFileRoots"] = [str(tmp_path)]
     run = run_program(config).raise_error()
     assert "harbor-trivy-db" not in {r.name for r in run.records}
     install = run.named("harbor-install")

@@ -8,6 +8,7 @@ fail with `SettingsError` before a single resource exists.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -33,9 +34,10 @@ def with_changes(edit: Edit, base: StackConfig = SANDBOX) -> StackConfig:
 
 
 def set_path(path: str, value: object) -> Edit:
-    """Set (or, with DELETE, remove) the key at a dotted path; digits index lists (one past the end appends)."""
+    """Set (or, with DELETE, remove) the key at a dotted path; digits index lists (one past the end appends);
+    `\\.` is a dot inside a key (`registry.fill.upstreams.quay\\.io`)."""
     def edit(config: dict[str, Any]) -> None:
-        keys = path.split(".")
+        keys = [key.replace("\\.", ".") for key in re.split(r"(?<!\\)\.", path)]
         node: Any = config
         for key in keys[:-1]:
             node = node[int(key)] if key.isdigit() else node.setdefault(key, {})

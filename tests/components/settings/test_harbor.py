@@ -20,7 +20,8 @@ def harbor_stack(directory: Path) -> StackConfig:
     installer.write_bytes(b"a stand-in for Harbor's offline installer")
     harbor = {"host": "registry", "installer": str(installer),
               "installerSha256": hashlib.sha256(installer.read_bytes()).hexdigest()}
-    return with_changes(edits(set_path("harbor", harbor), set_path("secrets.harborAdminPassword", "admin"),
+    return with_changes(edits(set_path("harbor", harbor), set_path("adminFileRoots", [str(directory)]),
+                              set_path("secrets.harborAdminPassword", "admin"),
                               set_path("secrets.harborDatabasePassword", "database"),
                               set_path("secrets.harborRobotSecret", "robot")))
 
@@ -77,6 +78,11 @@ CASES = [
                  "or set scanner: false", id="scanner-without-databases"),
     pytest.param(set_path("harbor.trivyDbUser", "ghost"), "harbor.trivyDbUser",
                  "no registry user named 'ghost'; known: airgap, reader", id="trivy-db-user"),
+    pytest.param(set_path("harbor.installer", "harbor-offline-installer-v２.11.0.tgz"), "harbor.installer",
+                 "not named like Harbor's offline installer", id="installer-version-full-width"),
+    pytest.param(set_path("harbor.port", 22), "harbor.port", "22 is also hosts.registry.port (SSH)", id="port-on-ssh"),
+    pytest.param(set_path("harbor.dataVolume", "/var/lib/airgap/registry"), "harbor.dataVolume",
+                 "is the same directory as registry.storagePath", id="data-volume-shared"),
 ]
 
 

@@ -58,6 +58,27 @@ CASES = [
                  "mattermost.links.termsOfService", "characters a site path here may not", id="link-path"),
     pytest.param(set_path("mattermost.links", {"supportEmail": "help desk"}), "mattermost.links.supportEmail",
                  "is not an e-mail address", id="support-email"),
+    # exported in the environment: never credentials, never an endpoint that is more than host:port
+    pytest.param(set_path("mattermost.siteUrl", "https://admin:hunter2@chat.dev.example.internal"),
+                 "mattermost.siteUrl", "holds credentials", id="site-url-credentials"),
+    pytest.param(set_path("mattermost.s3.endpoint", "minio.dev.example.internal:9000/bucket?x=1"),
+                 "mattermost.s3.endpoint", "not host or host:port", id="s3-endpoint-path"),
+    pytest.param(set_path("mattermost.s3.endpoint", "2001:db8::9:9000"), "mattermost.s3.endpoint",
+                 "an IPv6 address goes in brackets", id="s3-endpoint-ipv6"),
+    pytest.param(set_path("mattermost.s3.bucket", "Mattermost Files"), "mattermost.s3.bucket",
+                 "not an S3 bucket name", id="s3-bucket"),
+    pytest.param(set_path("mattermost.s3.region", "eu-north-1\nx"), "mattermost.s3.region", "not an S3 region",
+                 id="s3-region"),
+    # versions: ASCII digits only
+    pytest.param(set_path("mattermost.kubernetes.kubernetesVersion", "1.３0.0"),
+                 "mattermost.kubernetes.kubernetesVersion", "not a Kubernetes version", id="kubernetes-version-wide"),
+    pytest.param(set_path("mattermost.kubernetes.kubernetesVersion", "1.٣0.0"),
+                 "mattermost.kubernetes.kubernetesVersion", "not a Kubernetes version",
+                 id="kubernetes-version-arabic-digit"),
+    # listeners: the published port on the Docker host's SSH port
+    pytest.param(edits(set_path("mattermost.target", "docker"), set_path("mattermost.dockerHost", "airgap"),
+                       set_path("mattermost.port", 22)),
+                 "mattermost.port", "22 is also hosts.airgap.port (SSH) on host 'airgap'", id="docker-port-on-ssh"),
 ]
 
 
