@@ -32,7 +32,6 @@ serves this storage, whose every digest the other process of the same binary has
 from __future__ import annotations
 
 import base64
-import contextlib
 import errno
 import http.client
 import json
@@ -512,6 +511,7 @@ class LoopbackRegistry:
                     [self.binary, "serve", config], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     cwd=self.directory, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GOGC": "off"})
             except OSError as error:
+                self.stop()
                 raise BundleError(f"--registry-binary {self.binary}: {error.strerror}") from None
         return self
 
@@ -542,6 +542,10 @@ class LoopbackRegistry:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the process and remove its directory; again, nothing."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -601,8 +605,8 @@ def import_storage(layout_dir: Path, storage: Path, service: Service, *, link: b
         run(service.stop_command, "stop")
     if service.endpoint and answers(service.endpoint, service.context):
         raise BundleError(f"{service.endpoint}: the registry is running; stop it first (or give --stop-command)")
-    with contextlib.ExitStack() as stack:
-        loopback = stack.enter_context(LoopbackRegistry(registry_binary, storage)).start() if registry_binary else None
+    loopback = LoopbackRegistry(registry_binary, storage).start() if registry_binary else None
+    try:
         started = time.monotonic()
         images, _, _ = write_storage(layout_dir, storage, link=link, log=log)
         written = time.monotonic()
@@ -614,7 +618,7 @@ def import_storage(layout_dir: Path, storage: Path, service: Service, *, link: b
                 log(f"start command done {time.monotonic() - written:.2f}s after the storage was written")
             return check_service(service, images, tags_only=tags_only, log=log) if service.endpoint else []
 
-        if not loopback:
+        if loopback is None:
             if not service.endpoint:
                 log("start the registry, then check it: add --verify-only --endpoint HOST:PORT")
             return start_and_check(tags_only=False)
@@ -624,6 +628,7 @@ def import_storage(layout_dir: Path, storage: Path, service: Service, *, link: b
             # The tags are asked of the service itself, when there is one.
             items = [item for item in checks(images) if item.kind != "tag" or not service.endpoint]
             problems = verify_through(client, items)
+            loopback.stop()
             blobs = len({blob for image in images for blob, _ in image.blobs})
             what = (f"the manifests and {blobs} blobs of {len(images)} images" if service.endpoint
                     else f"{len(images)} tags, their manifests and {blobs} blobs")
@@ -632,6 +637,9 @@ def import_storage(layout_dir: Path, storage: Path, service: Service, *, link: b
                     f"({time.monotonic() - written:.2f}s)")
         finally:
             problems_of_service = serviced.result()
+    finally:
+        if loopback:
+            loopback.stop()
     log(f"checked {time.monotonic() - written:.2f}s after the storage was written")
     return problems + problems_of_service
 
