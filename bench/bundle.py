@@ -294,6 +294,7 @@ def run(args, work: Path, upstream) -> int:
     print(f"import / cp -a of the blobs: {median(storage_seconds) / median(copy_seconds):.2f} (target <= 1.5; "
           f"by round {', '.join(f'{ratio:.2f}' for ratio in ratios)}); "
           f"writing alone: {median(write_seconds) / median(copy_seconds):.2f}; "
+          f"import / cp -a of the same tree: {median(storage_seconds) / median(tree_seconds):.2f}; "
           f"writing / cp -a of the same tree: {median(write_seconds) / median(tree_seconds):.2f}")
     names = ("total", "write", "check", "loopback", "start", "answer", "API", "other")
     print(f"\n{'import-registry-storage, by phase':40}" + "".join(f"{name:>9}" for name in names)
