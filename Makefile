@@ -41,6 +41,7 @@ bench:  ## benchmarks (on demand, not in CI)
 	$(PYTHON) bench/registry_fill.py
 	$(PYTHON) bench/mirror_update.py
 	$(PYTHON) bench/bundle.py
+	$(PYTHON) bench/discover.py
 
 policy:  ## every policy over every shipped stack (or STACK=<env>); non-zero on a mandatory violation
 	$(PYTHON) -m policy.offline $(STACK)

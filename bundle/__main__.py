@@ -11,6 +11,7 @@
     import-registry-storage --layout DIR --storage DIR [--stop-command …] [--start-command … --endpoint HOST:PORT]
            [--registry-binary PATH]
     offline-setup --from DIR --backend-dir DIR --passphrase-file F --venv DIR [--dry-run]
+    discover [PATH|- …] [--kubeconfig F] [--ck8s-config DIR] [--resolve] [--images-file OUT] [--against STACK]
 
 Exit status: 0 success, 1 refused or failed (the message names the file), 2 usage.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 
 # Only what every command needs is imported here; the rest in the command that uses it, so a
 # verify or an import does not pay for skopeo, TLS or tar writing code it never runs.
-from . import importer, offline, scan
+from . import discover_cli, importer, offline, scan
 from .manifest import BundleError
 from .plugins import install_commands, parse_platform, shell_line
 from .verify import verify_bundle
@@ -333,6 +334,8 @@ def parser() -> argparse.ArgumentParser:
     setup.add_argument("--steps", default=",".join(offline.STEPS), help=f"some of {','.join(offline.STEPS)}")
     setup.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     setup.set_defaults(run=cmd_offline_setup)
+
+    discover_cli.add_parser(commands)
     return root
 
 

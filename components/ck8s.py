@@ -13,6 +13,9 @@ from .images import parse_image_ref, registry_prefix
 from .render import ck8s as render
 from .settings import DEFAULT_UPSTREAMS, Settings
 
+CA_ISSUER = "airgap-infra-ca"
+"""The cert-manager ClusterIssuer (and its secret) that stands for the stack's CA."""
+
 
 class Ck8sOverrides(pulumi.ComponentResource):
     files: pulumi.Output[dict]
@@ -47,6 +50,7 @@ def ck8s_overrides(settings: Settings, file_server: FileServer | None,
             falco_indexes=config.falco_indexes, opensearch_plugins=config.opensearch_plugins,
             dns_zone=config.dns_zone, dns_servers=config.dns_servers,
             alert_email=config.alert_email, smtp_smarthost=config.smtp_smarthost, smtp_from=config.smtp_from,
+            ca_issuer=CA_ISSUER if settings.needs_stack_ca() else None,
         )
         common, sc = render.overrides(inputs)
         return {"common-config.yaml": render.to_yaml(common), "sc-config.yaml": render.to_yaml(sc)}

@@ -1,5 +1,6 @@
 """`MattermostAirgapConfig`: Mattermost inside the air gap, pulling from the private registry, with
-every setting that reaches the internet turned off (render/mattermost.py holds the table).
+every setting that reaches the internet turned off or pointed inside, its prepackaged plugins'
+included (render/mattermost.py holds the table).
 
 Targets:
 - `kubernetes`: a namespace, a `kubernetes.io/dockerconfigjson` pull secret from the registry's
@@ -79,7 +80,8 @@ class MattermostAirgapConfig(pulumi.ComponentResource):
             secret_env[render.env_name("FileSettings.AmazonS3AccessKeyId")] = args.s3_access_key
             secret_env[render.env_name("FileSettings.AmazonS3SecretAccessKey")] = args.s3_secret_key
         env = render.environment(site_url=settings.site_url, database_env=render.env_name("SqlSettings.DataSource"),
-                                 file_storage=storage, overrides=dict(settings.overrides))
+                                 file_storage=storage, overrides=dict(settings.overrides),
+                                 links=settings.links.config())
         self.environment = pulumi.Output.from_input(env)
         self.image = pulumi.Output.from_input(f"{repository}:{tag}")
         self.pull_secret_name = pulumi.Output.from_input(PULL_SECRET)

@@ -108,6 +108,12 @@ def target(host: Host) -> str:
     return f"{host.user}@{host.address}:{host.port}{via}"
 
 
+def _named(script: pulumi.Input[str], name: str) -> pulumi.Output[str]:
+    from .render.shell import named_step
+
+    return pulumi.Output.from_input(script).apply(lambda text: named_step(text, name))
+
+
 def _versioned(script: pulumi.Input[str], versions: Sequence[str]) -> pulumi.Input[str]:
     """`script` naming `versions` in a first comment line, so that a new version is an update."""
     if not versions:
@@ -127,8 +133,11 @@ def step(
     depends_on: Sequence[pulumi.Resource] = (),
     log_stdout: bool = True,
 ) -> remote.Command:
-    """Run the rendered `script` on `host`; re-run in place whenever its text or versions change."""
-    script = _versioned(script, versions)
+    """Run the rendered `script` on `host`; re-run in place whenever its text or versions change.
+    The step runs under its name, the key of the manifest of what it keeps on the host."""
+    script = _versioned(_named(script, name), versions)
+    if delete is not None:
+        delete = _named(delete, name)
     return remote.Command(
         name,
         connection=host.connection(),
@@ -184,9 +193,10 @@ def local_file(
     return local_step(name, write_file_script(path), parent=parent, stdin=content, depends_on=depends_on)
 
 
-def read(command: str, host: Host) -> pulumi.Output[str]:
+def read(command: str, host: Host, *, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.Output[str]:
     """Run a read-only `command` on `host` at every program run (preview included) and return its
-    stdout: an invoke of the local OpenSSH client, host keys pinned, through the bastion if any."""
+    stdout: an invoke of the local OpenSSH client, host keys pinned, through the bastion if any;
+    after `depends_on` stand, when given."""
     from .render.ssh_read import Hop, read_command
 
     def hop(h: Host) -> Hop:
@@ -194,7 +204,8 @@ def read(command: str, host: Host) -> pulumi.Output[str]:
 
     script = read_command(hop(host), command, hop(host.bastion) if host.bastion else None)
     result = local.run_output(command=script, stdin=host.private_key, interpreter=["/bin/sh", "-c"],
-                              logging=local.Logging.STDERR)
+                              logging=local.Logging.STDERR,
+                              opts=pulumi.InvokeOutputOptions(depends_on=list(depends_on)) if depends_on else None)
     # What is read is not secret; the key that read it is, and would otherwise taint it.
     return pulumi.Output.unsecret(result.stdout)
 

@@ -4,6 +4,9 @@
     python -m offline up STACK [--state FILE]        # apply; a progress line per step, then a summary
     python -m offline destroy STACK [--state FILE]   # delete everything the stack made (data stays
                                                      # unless the stack said purge: true)
+    python -m offline drift STACK                    # read-only: what changed on the hosts by hand since
+                                                     # the steps last ran (no state needed: usable beside
+                                                     # the Pulumi CLI); exits 3 when something drifted
 
 The state lives in `out/<stack>/state.json` unless `--state` says otherwise; the stack file is
 decrypted with PULUMI_CONFIG_PASSPHRASE(_FILE), as the Pulumi CLI would.
@@ -27,7 +30,7 @@ from .lifecycle import Action
 from .masking import reviewable, stack_secrets
 from .program import ProgramRun, run_program
 from .stackfile import PROJECT_DIR, StackConfig, load_stack
-from .state import StackState
+from .state import ResourceState, StackState, canonical
 
 MAIN = PROJECT_DIR / "__main__.py"
 SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.REPLACE: "+-", Action.DELETE: "-", Action.SAME: " "}
@@ -65,11 +68,14 @@ def _lines(value: Any) -> list[str]:
 
 
 def input_diff(step: Step, secrets: list[str]) -> list[str]:
-    """A unified diff per changed input, secrets masked, scripts line by line."""
+    """What drifted on the host, then a unified diff per changed input (secrets masked, scripts
+    line by line)."""
     old = reviewable(step.old_inputs or {}, secrets)
     new = reviewable(step.new_inputs or {}, secrets)
-    out: list[str] = []
+    out = [f"drifted: {what}" for what in step.drift]
     for key in step.changed:
+        if key == "drift":
+            continue
         if key in old and key in new and old[key] == new[key]:  # only masked parts differ
             out.append(f"{key}: {old[key] if isinstance(old[key], str) else '…'} (a secret in it changed)")
             continue
@@ -91,6 +97,11 @@ def run(config: StackConfig, state_path: Path, *, mode: str, executor: Executor 
     engine = Engine(state, executor=executor, preview=mode == "preview", on_step=on_step)
     program: ProgramRun | None = None
     error: BaseException | None = None
+    if mode != "destroy" and executor is not None and state.resources:
+        try:
+            engine.check_drift(executor.read)
+        except Exception as failure:
+            return Outcome(engine, None, failure)
     if mode != "destroy":
         program = run_program(config, executor=executor, preview=mode == "preview", engine=engine, main=main)
         error = program.error
@@ -116,13 +127,36 @@ def _print_preview(outcome: Outcome, secrets: list[str], out: TextIO) -> None:
 
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offline", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["preview", "up", "destroy"])
+    parser.add_argument("command", choices=["preview", "up", "destroy", "drift"])
     parser.add_argument("stack")
     parser.add_argument("--state", type=Path, help="state file (default: out/<stack>/state.json)")
     args = parser.parse_args(argv)
     config = load_stack(args.stack)
+    if args.command == "drift":
+        return drift(config, out=out or sys.stdout)
     state_path = args.state or default_state_path(args.stack)
     return command(args.command, config, state_path, out=out)
+
+
+def drift(config: StackConfig, *, out: TextIO, local_dir: Path = PROJECT_DIR, main: Path = MAIN) -> int:
+    """Report drift on every host the stack's steps run on, from the program alone (no state)."""
+    program = run_program(config, main=main).raise_error()
+    resources = {}
+    for record in program.by_type("command:remote:Command"):
+        resources[record.urn] = ResourceState(record.urn, record.type, record.name, record.parent,
+                                              record.dependencies, canonical(record.inputs))
+    engine = Engine(StackState(config.stack, resources))
+    executor = Executor(local_dir=local_dir)
+    try:
+        engine.check_drift(executor.read)
+    finally:
+        executor.close()
+    names = {urn: resources[urn].name for urn in engine.drifted if urn in resources}
+    for urn, name in sorted(names.items(), key=lambda item: item[1]):
+        for what in engine.drifted[urn]:
+            print(f"{name}: {what}", file=out)
+    print(f"{len(names)} of {len(resources)} steps drifted", file=out)
+    return 3 if names else 0
 
 
 def command(mode: str, config: StackConfig, state_path: Path, *, out: TextIO | None = None,
@@ -144,7 +178,11 @@ def shown_run(mode: str, config: StackConfig, state_path: Path, *, out: TextIO |
     started = time.monotonic()
     if mode == "preview":
         print(f"Previewing {config.stack} (state {state_path})", file=out)
-        outcome = run(config, state_path, mode="preview", main=main)
+        executor = Executor(local_dir=local_dir)  # reads only: drift checks, the program's reads
+        try:
+            outcome = run(config, state_path, mode="preview", executor=executor, main=main)
+        finally:
+            executor.close()
         _print_preview(outcome, secrets, out)
     else:
         verb = "Updating" if mode == "up" else "Destroying"

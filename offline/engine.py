@@ -11,6 +11,7 @@ after a failure (with what was applied), so the next `up` takes over where this 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +57,8 @@ class Step:
     ran: str | None = None
     """What ran for it: `create`, `update`, `delete`, `copy`; None when nothing had to."""
     error: str | None = None
+    drift: tuple[str, ...] = ()
+    """What drifted on the host since the step last ran (`<file or unit>: <problem>`)."""
 
 
 class StepFailed(RuntimeError):
@@ -72,6 +75,9 @@ class Engine:
     """Called as each step finishes (progress lines)."""
     steps: list[Step] = field(default_factory=list)
     applied: dict[str, ResourceState] = field(default_factory=dict)
+    drifted: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """By URN: what drifted on the host (see `check_drift`); such a resource is updated, as if
+    its inputs had changed, and so are the copies it depends on (it may have consumed them)."""
     _replaced: list[ResourceState] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -84,8 +90,11 @@ class Engine:
         decision = lifecycle.decide(old.inputs if old else None, new_inputs,
                                     replace_on_changes=registration.replace_on_changes,
                                     delete_before_replace=registration.delete_before_replace)
+        drift = self.drifted.get(registration.urn, ())
+        if drift and decision.action is Action.SAME:
+            decision = Decision(Action.UPDATE, ("drift",))
         step = Step(decision.action, registration.urn, registration.type, registration.name, decision.changed,
-                    old.inputs if old else None, new_inputs)
+                    old.inputs if old else None, new_inputs, drift=drift)
         started = time.monotonic()
         try:
             if decision.action is Action.SAME:
@@ -139,7 +148,7 @@ class Engine:
                 result = self._executor().run_command(registration.type, registration.name, plain, command)
             return {**plain, **result}
         if registration.type == lifecycle.COPY_TYPE:
-            if lifecycle.copies(registration.type, decision.action, decision.changed):
+            if lifecycle.copies(registration.type, decision.action, decision.changed) or "drift" in decision.changed:
                 step.ran = "copy"
                 self._executor().copy(registration.name, plain)
             return dict(plain)
@@ -155,6 +164,47 @@ class Engine:
             self.steps.append(step)
         if self.on_step is not None:
             self.on_step(step)
+
+    # --- before the program: drift -------------------------------------------------------------
+    def check_drift(self, read: Callable[[dict[str, Any], str], str]) -> None:
+        """Compare what each step recorded with its host: one read-only round trip per host
+        (`read(connection, command)` returns the command's output), in parallel."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from components.render import drift as render_drift
+
+        by_host: dict[str, list[ResourceState]] = {}
+        connections: dict[str, dict[str, Any]] = {}
+        for resource in self.state.resources.values():
+            if resource.type != "command:remote:Command":
+                continue
+            connection = reveal(resource.inputs.get("connection")) or {}
+            target = json_key(connection)
+            by_host.setdefault(target, []).append(resource)
+            connections[target] = connection
+
+        def check(target: str) -> tuple[str, str]:
+            sudo = any('sudo -n bash "$step"' in str(reveal(r.inputs.get("create"))) for r in by_host[target])
+            try:
+                return target, read(connections[target], render_drift.check_command(sudo=sudo))
+            except Exception as error:
+                host = connections[target].get("host")
+                raise StepFailed(f"drift check on {host} failed: {error}") from error
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            outputs = dict(pool.map(check, sorted(by_host)))
+        for target, output in outputs.items():
+            found = render_drift.parse(output)
+            for resource in by_host[target]:
+                if resource.name in found:
+                    self.drifted[resource.urn] = tuple(found[resource.name])
+        # A drifted step is repaired by running it again; the copies it depends on go again first,
+        # since a step may consume what they staged (the file server moves its copies into place).
+        for urn in list(self.drifted):
+            for dependency in self.state.resources[urn].dependencies:
+                copy = self.state.resources.get(dependency)
+                if copy is not None and copy.type == lifecycle.COPY_TYPE:
+                    self.drifted.setdefault(dependency, ("copied again for a drifted step",))
 
     # --- after the program ----------------------------------------------------------------------
     def finish(self, program_failed: bool) -> StackState:
@@ -216,6 +266,10 @@ class Engine:
         for step in self.steps:
             counts[step.action] += 1
         return counts
+
+
+def json_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 def _has_computed(value: Any) -> bool:

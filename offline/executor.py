@@ -133,6 +133,14 @@ class Executor:
             raise StepFailed(f"{name}: exited with status {status}\n--- stderr (tail) ---\n{err[-1500:]}")
         return {"stdout": out, "stderr": err}
 
+    def read(self, connection: dict[str, Any], command: str) -> str:
+        """Run a read-only `command` over `connection` and return its stdout (not a step: not
+        logged); fail on a non-zero exit."""
+        status, out, err = self._run_remote(connection, command, b"")
+        if status != 0:
+            raise StepFailed(f"{connection.get('host')}: read-only check exited with status {status}\n{err[-1500:]}")
+        return out
+
     def _run_local(self, command: str, stdin: bytes, interpreter: list[str] | None):
         argv = [*(interpreter or ["/bin/sh", "-c"]), command]
         result = subprocess.run(argv, input=stdin, capture_output=True, cwd=self.local_dir, timeout=self.timeout)

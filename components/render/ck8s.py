@@ -1,7 +1,11 @@
 """Compliant Kubernetes (Welkin apps) overrides for the `air-gapped` flavor, from the stack's own
 outputs: `common-config.yaml` and `sc-config.yaml` fragments to merge into an environment's
 configuration. Key paths follow the project's config schema (`config/schemas/config.yaml`);
-tests check every rendered path against the list kept in tests/data/ck8s_config_keys.txt.
+tests check every rendered path against the list kept in tests/data/ck8s_config_keys.txt, and
+the values themselves (types, enums, patterns, conditionals) against the schema kept in
+tests/data/ck8s. Every `set-me` of the air-gapped flavor the stack can know is filled: the
+registry and mirrors (`index.docker.io` included), the Trivy databases, the alert receiver, the
+OpenSearch plugins, and the stack's own CA as the cert-manager issuer.
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ class Ck8sInputs:
     alert_email: str | None = None
     smtp_smarthost: str | None = None
     smtp_from: str | None = None
+    ca_issuer: str | None = None
+    """Name of a cert-manager CA ClusterIssuer whose secret (same name, in cert-manager's namespace)
+    holds the stack CA: it becomes `global.issuer`, and Let's Encrypt is turned off."""
+
+
+# The stack's setting → the schema's `falco.driver.kind` enum (kmod | modern_ebpf | ebpf).
+FALCO_DRIVER_KINDS = {"modern-bpf": "modern_ebpf", "kmod": "kmod"}
 
 
 def _cidr(address: str | None) -> list[str]:
@@ -50,7 +61,7 @@ def overrides(inputs: Ck8sInputs) -> tuple[dict, dict]:
     files = inputs.file_server_url
 
     falco: dict = {"artifact": {"install": {"enabled": bool(inputs.falco_indexes)}},
-                   "driver": {"kind": inputs.falco_driver}}
+                   "driver": {"kind": FALCO_DRIVER_KINDS[inputs.falco_driver]}}
     if inputs.falco_indexes:
         falco["customIndexes"] = [{"name": f"airgap-{n}", "url": f"{files}/{path}"}
                                   for n, path in enumerate(inputs.falco_indexes, 1)]
@@ -66,7 +77,10 @@ def overrides(inputs: Ck8sInputs) -> tuple[dict, dict]:
         if inputs.trivy_java_db_repository:
             scanner.update(javaDbRegistry=inputs.registry_endpoint, javaDbRepository=inputs.trivy_java_db_repository)
         if inputs.mirror_prefixes:
-            scanner["registry"] = {"mirror": dict(sorted(inputs.mirror_prefixes.items()))}
+            mirrors = dict(inputs.mirror_prefixes)
+            if "docker.io" in mirrors:  # the flavor lists Docker Hub's other name too
+                mirrors.setdefault("index.docker.io", mirrors["docker.io"])
+            scanner["registry"] = {"mirror": dict(sorted(mirrors.items()))}
         common["trivy"] = {"scanner": scanner}
 
     policies: dict = {}
@@ -79,6 +93,12 @@ def overrides(inputs: Ck8sInputs) -> tuple[dict, dict]:
     if inputs.registry_endpoint and _cidr(inputs.registry_address):
         policies["global"] = {"trivy": {"ips": _cidr(inputs.registry_address),
                                         "port": int(inputs.registry_endpoint.rsplit(":", 1)[1])}}
+
+    if inputs.ca_issuer:
+        common["global"]["issuer"] = inputs.ca_issuer
+        common["issuers"] = {"letsencrypt": {"enabled": False}, "extraIssuers": [{
+            "apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": inputs.ca_issuer},
+            "spec": {"ca": {"secretName": inputs.ca_issuer}}}]}
 
     if inputs.dns_zone:
         servers = " ".join(inputs.dns_servers)

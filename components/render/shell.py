@@ -74,7 +74,7 @@ def step_script(body: str, *, sudo: bool = False) -> str:
     The login shell on the host only writes the script to a private temporary file and runs it
     with bash; stdin stays free for secrets, and no argument-length limit applies to the script.
     """
-    script = f"{PRELUDE}\n{body.rstrip()}\n"
+    script = f"{PRELUDE}\n{body.rstrip()}\nairgap_manifest\n"
     delimiter = heredoc_delimiter(script, "AIRGAP_STEP")
     return (
         "set -e\n"
@@ -84,5 +84,17 @@ def step_script(body: str, *, sudo: bool = False) -> str:
         f"cat > \"$step\" <<'{delimiter}'\n"
         f"{script}"
         f"{delimiter}\n"
-        + ("sudo -n bash \"$step\"\n" if sudo else "bash \"$step\"\n")
+        + (SUDO_LAUNCH if sudo else LAUNCH)
     )
+
+
+LAUNCH = 'bash "$step"\n'
+SUDO_LAUNCH = 'sudo -n bash "$step"\n'
+
+
+def named_step(script: str, name: str) -> str:
+    """`script` (from step_script) run with the step's name: on the host, the name of the manifest
+    in which the step records the files and units it keeps."""
+    if not script.endswith((LAUNCH, SUDO_LAUNCH)):
+        raise ValueError(f"{name}: not a step script (step_script makes them)")
+    return f"{script[:-1]} {q(name)}\n"

@@ -22,6 +22,7 @@ from .harbor import HarborSettings
 from .hosts import HostSettings
 from .mattermost import MattermostSettings
 from .mirrors import AptMirrorSettings, MirrorClientSettings, RpmMirrorSettings
+from .network import NetworkSettings
 from .registry import RegistrySettings
 from .rules import Rules, distinct_ports, needs, unique
 
@@ -59,6 +60,7 @@ class Settings:
     ck8s: Ck8sSettings | None = None
     harbor: HarborSettings | None = None
     mattermost: MattermostSettings | None = None
+    network: NetworkSettings = NetworkSettings()
     secret_values: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     def secret(self, name: str) -> pulumi.Output[str]:
@@ -97,6 +99,7 @@ SECTIONS: dict[str, tuple[str, TypeAdapter[Any]]] = {
     "ck8s": ("ck8s", TypeAdapter(Ck8sSettings | None)),
     "harbor": ("harbor", TypeAdapter(HarborSettings | None)),
     "mattermost": ("mattermost", TypeAdapter(MattermostSettings | None)),
+    "network": ("network", TypeAdapter(NetworkSettings)),
 }
 KNOWN_KEYS = (*SECTIONS, "secrets")
 # Components configured by one object: `{}` (their default in Pulumi.yaml) leaves them out.
@@ -129,7 +132,8 @@ def load(config: pulumi.Config | None = None) -> Settings:
         registry=parsed.get("registry"),
         images=tuple(parse_image_ref(text) for text in parsed.get("images", ())),
         **{field: parsed[field] for field in ("apt_mirror", "rpm_mirror", "mirror_clients", "file_server",
-                                              "registry_clients", "trivy_db", "ck8s", "harbor", "mattermost")
+                                              "registry_clients", "trivy_db", "ck8s", "harbor", "mattermost",
+                                              "network")
            if field in parsed},
         secret_values=secrets,
     )

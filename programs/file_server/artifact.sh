@@ -6,6 +6,7 @@ ARTIFACT_FAILED=no
 
 airgap_artifact() {  # ROOT PATH SHA256 URL STAGED
   local target="$1/$2" want=$3 url=$4 staged=$5 tmp got
+  airgap_manage "$target"
   if [ -f "$target" ] && [ "$(sha256sum "$target" | cut -d' ' -f1)" = "$want" ]; then
     if [ -n "$staged" ]; then rm -f "$staged"; fi   # a copy sent again is not needed
     return 0

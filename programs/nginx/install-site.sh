@@ -15,6 +15,7 @@ airgap_nginx_prepare() {  # nginx installed; Debian's default site (on :80 of ev
 
 airgap_nginx_apply() {  # TAG: check the whole configuration, then start nginx, or reload it if TAG changed
   nginx -t -q
+  airgap_keep_active nginx
   systemctl enable nginx >/dev/null 2>&1 || true
   if ! systemctl is-active nginx >/dev/null 2>&1; then
     systemctl start nginx

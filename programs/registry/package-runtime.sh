@@ -16,6 +16,7 @@ airgap_registry_package() {  # PACKAGE_UNIT: docker-registry installed; the pack
 # (change tags config, tls, auth, unit).
 airgap_registry_unit_start() {
   if airgap_changed unit; then systemctl daemon-reload; fi
+  airgap_keep_active "$1"
   systemctl enable "$1" >/dev/null 2>&1 || true
   if airgap_changed config tls auth unit && systemctl is-active "$1" >/dev/null 2>&1; then
     systemctl restart "$1"

@@ -6,6 +6,7 @@
 # the top (imports must precede tables); TAG is marked changed when CONFIG was.
 airgap_containerd_imports() {
   local config=$1 glob="$2/*.toml"
+  airgap_manage "$config"
   if [ -f "$config" ] && grep -qF "$glob" "$config"; then
     return 0
   fi

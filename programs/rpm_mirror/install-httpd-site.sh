@@ -23,6 +23,7 @@ airgap_httpd_site() {
   fi
   airgap_install_file "$conf" 0644 root:root "site-$name" < "$site"
   "$ctl" -t
+  airgap_keep_active "$service"
   systemctl enable "$service" >/dev/null 2>&1 || true
   if ! systemctl is-active "$service" >/dev/null 2>&1; then
     systemctl start "$service"

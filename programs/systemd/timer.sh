@@ -6,6 +6,7 @@ airgap_timer_start() {  # TAG TIMER: reload units if TAG changed, enable TIMER, 
   if airgap_changed "$1"; then systemctl daemon-reload; fi
   systemctl enable "$2" >/dev/null 2>&1 || true
   if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
+    airgap_keep_active "$2"
     systemctl start "$2"
   else  # other service managers may not run timers: they are told so
     echo "note: PID 1 is not systemd; $2 is enabled, and runs where systemd does" >&2

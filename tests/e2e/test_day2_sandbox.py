@@ -184,3 +184,105 @@ def test_removing_the_mirror_clients_puts_the_hosts_own_sources_back(sandbox, ca
     assert machine.ssh("ls /etc/apt/sources.list.d/airgap-moved 2>/dev/null | wc -l").stdout.strip() in ("", "0")
     assert quickstart.up(config) == 0
     assert machine.ssh(airgap_sources).stdout == with_mirrors
+
+
+# Drift: something changed by hand on a host, the step that keeps it, and what proves the repair.
+DRIFTS = [
+    pytest.param("mirror", "echo '# edited by hand' >> /etc/nginx/sites-enabled/airgap-apt-mirror.conf",
+                 "apt-mirror-install", "/etc/nginx/sites-enabled/airgap-apt-mirror.conf: content changed",
+                 "! grep -q 'edited by hand' /etc/nginx/sites-enabled/airgap-apt-mirror.conf", id="nginx-site-edited"),
+    pytest.param("client", "rm /etc/apt/sources.list.d/airgap-upstream-debian.sources",
+                 "mirror-clients-client", "/etc/apt/sources.list.d/airgap-upstream-debian.sources: missing",
+                 "test -s /etc/apt/sources.list.d/airgap-upstream-debian.sources", id="apt-source-deleted"),
+    pytest.param("client", f"""echo '{{"insecure-registries": ["{ENDPOINT}"]}}' > /etc/docker/daemon.json""",
+                 "registry-clients-client", "/etc/docker/daemon.json: content changed",
+                 f"! grep -q '{ENDPOINT}' /etc/docker/daemon.json", id="daemon-json-changed"),
+    pytest.param("registry", "systemctl stop airgap-registry",
+                 "registry-install", "airgap-registry.service: inactive",
+                 "systemctl is-active airgap-registry", id="registry-stopped"),
+    pytest.param("client", f"echo not-our-ca > /etc/docker/certs.d/{ENDPOINT}/ca.crt",
+                 "registry-clients-client", f"/etc/docker/certs.d/{ENDPOINT}/ca.crt: content changed",
+                 f"grep -q 'BEGIN CERTIFICATE' /etc/docker/certs.d/{ENDPOINT}/ca.crt", id="ca-file-replaced"),
+    pytest.param("mirror", "echo altered > /var/lib/airgap/files/falco/falco_rules.yaml",
+                 "file-server-install", "/var/lib/airgap/files/falco/falco_rules.yaml: content changed",
+                 "cd /var/lib/airgap/files && sha256sum --quiet -c SHA256SUMS", id="served-file-altered"),
+]
+
+
+@pytest.mark.parametrize("machine,change,step,named,repaired", DRIFTS)
+def test_drift_is_named_by_preview_repaired_by_up_and_gone(sandbox, capsys, machine, change, step, named, repaired):
+    config = quickstart.sandbox_stack()
+    assert quickstart.up(config) == 0
+    capsys.readouterr()
+    host(machine).ssh(change)
+    assert quickstart.preview() == 0
+    preview = capsys.readouterr().out
+    assert f" ~ update   command:remote:Command  {step}  [drift]" in preview, preview
+    assert f"drifted: {named}" in preview, preview
+    assert re.search(r"Resources: 0 to create, [1-9]\d* to update, 0 to replace, 0 to delete", preview), preview
+    assert quickstart.up(config) == 0
+    applied = capsys.readouterr().out
+    assert re.search(rf"~ update +command:remote:Command  {step}  \[drift\]  \(update", applied), applied
+    assert host(machine).ssh(repaired, check=False).returncode == 0, f"not repaired: {repaired}"
+    assert quickstart.preview() == 0
+    assert re.search(r"Resources: 0 to create, 0 to update, 0 to replace, 0 to delete", capsys.readouterr().out)
+
+
+def test_a_preview_without_drift_costs_one_round_trip_per_host(sandbox, capsys, monkeypatch):
+    from offline.executor import Executor
+
+    assert quickstart.up() == 0
+    capsys.readouterr()
+    reads: list[str] = []
+    original = Executor.read
+
+    def counted(self, connection, command):
+        reads.append(connection["host"])
+        return original(self, connection, command)
+
+    monkeypatch.setattr(Executor, "read", counted)
+    assert quickstart.preview() == 0
+    assert "0 to update" in capsys.readouterr().out
+    assert sorted(reads) == sorted(set(reads)), f"one check per host, not {reads}"
+    assert set(reads) == {"127.0.0.11", "127.0.0.12", "127.0.0.13"}, "every host that runs steps is checked"
+
+
+def test_drift_is_reported_from_the_program_alone_beside_the_pulumi_cli(sandbox, capsys):
+    import io
+
+    from offline import cli
+
+    config = quickstart.sandbox_stack()
+    assert quickstart.up(config) == 0
+    clean = io.StringIO()
+    assert cli.drift(config, out=clean) == 0, clean.getvalue()
+    host("client").ssh("chmod 0600 /etc/apt/sources.list.d/airgap-upstream-debian.sources")
+    report = io.StringIO()
+    assert cli.drift(config, out=report) == 3
+    assert "mirror-clients-client: /etc/apt/sources.list.d/airgap-upstream-debian.sources: mode 600, not 644" \
+        in report.getvalue(), report.getvalue()
+    assert quickstart.up(config) == 0
+    assert cli.drift(config, out=io.StringIO()) == 0
+
+
+def test_destroy_removes_everything_the_stack_made_and_keeps_the_data(sandbox, capsys):
+    """Last in this module: the sandbox's hosts stay up, with nothing of the stack running."""
+    from offline import cli
+
+    config = quickstart.sandbox_stack()
+    assert quickstart.up(config) == 0
+    capsys.readouterr()
+    assert cli.command("destroy", config, quickstart.ENGINE_STATE) == 0
+    out = capsys.readouterr().out
+    summary = re.search(r"^0 created, 0 updated, 0 replaced, (\d+) deleted, 0 unchanged", out, re.M)
+    assert summary and int(summary.group(1)) >= 20, out
+    for address, port in (("127.0.0.11", 5443), ("127.0.0.12", 8443), ("127.0.0.12", 8444), ("127.0.0.12", 8445)):
+        assert closed(address, port), f"{address}:{port} still answers"
+    assert host("registry").ssh("systemctl is-active airgap-registry", check=False).stdout.strip() != "active"
+    client_files = host("client").ssh("ls /etc/apt/sources.list.d /etc/yum.repos.d /etc/docker/certs.d").stdout
+    assert "airgap-upstream" not in client_files and ENDPOINT not in client_files, client_files
+    for machine, kept in (("registry", "/var/lib/airgap/registry/docker/registry/v2/blobs"),
+                          ("mirror", "/var/lib/airgap/apt-mirror"), ("mirror", "/var/lib/airgap/files/falco")):
+        assert host(machine).ssh(f"ls -A {kept} | head -1").stdout.strip(), f"{kept} was not kept"
+    assert not json.loads(quickstart.ENGINE_STATE.read_text())["resources"], "the state is empty"
+    assert host("registry").ssh("ls /var/lib/airgap/manifests 2>/dev/null | wc -l").stdout.strip() == "0"

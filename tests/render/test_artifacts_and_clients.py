@@ -174,4 +174,4 @@ def test_overrides_carry_the_stack_values():
 
 def test_modern_bpf_downloads_no_driver_and_no_indexes_turns_artifact_install_off():
     common, _ = ck8s.overrides(ck8s.Ck8sInputs(falco_driver="modern-bpf"))
-    assert common["falco"] == {"artifact": {"install": {"enabled": False}}, "driver": {"kind": "modern-bpf"}}
+    assert common["falco"] == {"artifact": {"install": {"enabled": False}}, "driver": {"kind": "modern_ebpf"}}

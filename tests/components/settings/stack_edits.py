@@ -70,3 +70,22 @@ def assert_refused(config: StackConfig, path: str, message: str) -> None:
     matching = [p for p in reported if p.startswith((f"{path}:", f"{path}."))]
     assert matching, f"no problem names {path}: {reported}"
     assert any(message in p for p in matching), matching
+
+
+def loaded_settings(config: StackConfig) -> Any:
+    """The checked `Settings` the program reads for `config` (the program runs under mocks)."""
+    import components.settings as package
+
+    seen: list[Any] = []
+    original = package.load
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(original(*args, **kwargs))
+        return seen[-1]
+
+    package.load = spy  # the program calls it through the package
+    try:
+        run_program(config).raise_error()
+    finally:
+        package.load = original
+    return seen[-1]

@@ -1,7 +1,11 @@
 """`mattermost` (the dev stack's, on Kubernetes): its image, storage, target, secrets and
 overrides, each refused with the key named."""
 
+import json
+
 import pytest
+
+from offline.program import run_program
 
 from .stack_edits import DELETE, DEV, assert_refused, edits, set_path, with_changes
 
@@ -45,9 +49,31 @@ CASES = [
     pytest.param(set_path("mattermost.overrides", {"ServiceSettings.SiteURL": "https://x"}),
                  'mattermost.overrides["ServiceSettings.SiteURL"]', "not an air-gap setting; use one of",
                  id="override-not-air-gap"),
+    pytest.param(set_path("mattermost.overrides", {"PluginSettings.Plugins.jira.jiraurl": "https://jira.corp"}),
+                 'mattermost.overrides["PluginSettings.Plugins.jira.jiraurl"]', "not an air-gap setting",
+                 id="override-plugin-key-not-in-table"),
+    pytest.param(set_path("mattermost.links", {"help": "https://mattermost.com/pl/help/"}), "mattermost.links.help",
+                 "points at Mattermost's own site; give an internal page", id="link-upstream"),
+    pytest.param(set_path("mattermost.links", {"termsOfService": "/terms and conditions"}),
+                 "mattermost.links.termsOfService", "characters a site path here may not", id="link-path"),
+    pytest.param(set_path("mattermost.links", {"supportEmail": "help desk"}), "mattermost.links.supportEmail",
+                 "is not an e-mail address", id="support-email"),
 ]
 
 
 @pytest.mark.parametrize("edit,path,message", CASES)
 def test_bad_mattermost_settings_are_refused(edit, path, message):
     assert_refused(with_changes(edit, DEV), path, message)
+
+
+def test_internal_links_and_plugin_overrides_are_accepted():
+    links = {"help": "https://wiki.corp.example/chat", "supportEmail": "chat-help@corp.example",
+             "appDownload": "https://files.corp.example/mattermost/"}
+    overrides = {"PluginSettings.Plugins.com.mattermost.calls.icehostoverride": "10.20.0.10"}
+    run = run_program(with_changes(edits(set_path("mattermost.links", links),
+                                         set_path("mattermost.overrides", overrides)), DEV))
+    assert run.error is None, run.error
+    env = run.exports["mattermost"]["environment"]
+    assert env["MM_SUPPORTSETTINGS_HELPLINK"] == "https://wiki.corp.example/chat"
+    assert env["MM_NATIVEAPPSETTINGS_APPDOWNLOADLINK"] == "https://files.corp.example/mattermost"
+    assert json.loads(env["MM_PLUGINSETTINGS_PLUGINS"])["com.mattermost.calls"]["icehostoverride"] == "10.20.0.10"
