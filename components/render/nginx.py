@@ -73,7 +73,8 @@ def site_config(site: Site) -> str:
 def install_lines(site: Site, cert_pem: str | None) -> str:
     """Write the site (and its certificate; the key is the next stdin secret), check the whole
     nginx configuration with `nginx -t`, and reload only when something changed
-    (programs/nginx/install-site.sh)."""
+    (programs/nginx/install-site.sh). A site without TLS takes away the certificate and key an
+    earlier one had, once nginx no longer reads them."""
     tag = f"site-{site.name}"
     lines = [INSTALL, "airgap_nginx_prepare"]
     if site.tls:
@@ -84,7 +85,14 @@ def install_lines(site: Site, cert_pem: str | None) -> str:
         put_file(f"{SITES}/{site.name}.conf", site_config(site), tag=tag),
         f"airgap_nginx_apply {q(tag)}",
     ]
+    if not site.tls:
+        lines.append(drop_tls_lines(site))
     return "\n".join(lines)
+
+
+def drop_tls_lines(site: Site) -> str:
+    """The site's certificate and key removed (a site that no longer speaks TLS)."""
+    return f"rm -f {q(site.cert_path)} {q(site.key_path)}"
 
 
 def remove_lines(site: Site, *, keep_tls: bool = False) -> str:
@@ -92,5 +100,5 @@ def remove_lines(site: Site, *, keep_tls: bool = False) -> str:
     the site was there."""
     lines = [REMOVE, f"airgap_nginx_remove {q(f'{SITES}/{site.name}.conf')}"]
     if not keep_tls:
-        lines.append(f"rm -f {q(site.cert_path)} {q(site.key_path)}")
+        lines.append(drop_tls_lines(site))
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """Mirror renderers: tables, then the text through real tools (bash -n, nginx -t,
 systemd-analyze verify), and hostile values shown to arrive as data, never as code."""
 
+import dataclasses
 import json
 import subprocess
 
@@ -11,6 +12,8 @@ from components.render import apt_mirror, mirror_clients, nginx, rpm_mirror, sys
 from components.render.shell import step_script
 from components.rpm_mirror import repo_file
 from offline import tls_emulation
+
+from . import stub_commands
 
 HOSTILE_FILTER = "Name (% $(touch /tmp/pwned)*) | `id` ; rm -rf x"
 APT_REPO = apt_mirror.AptRepo(
@@ -255,3 +258,23 @@ def test_the_rpm_side_converges_too(tmp_path):
     apply(mirror_clients.yum_restore_lines(str(keys), str(tmp_path / "ca.crt")))
     assert sorted(p.name for p in repos.iterdir()) == ["rocky.repo"]
     assert sorted(p.name for p in keys.iterdir()) == ["RPM-GPG-KEY-rocky"]
+
+
+def test_a_site_that_drops_tls_takes_its_certificate_and_key_away(tmp_path):
+    """Switched to plain HTTP, a site leaves no certificate or key behind, and removes them only
+    after nginx reloaded without them."""
+    site = nginx.Site(name="airgap-files", address="10.0.0.1", port=8445, hostname="h", root="/srv/x", tls=False)
+    tls_dir, sites = tmp_path / "tls", tmp_path / "sites-enabled"
+    tls_dir.mkdir()
+    sites.mkdir()
+    for path in (site.cert_path, site.key_path):
+        (tls_dir / path.rsplit("/", 1)[1]).write_text("left by the TLS site\n")
+    lines = nginx.install_lines(site, None)
+    assert lines.index("airgap_nginx_apply") < lines.index(nginx.drop_tls_lines(site))
+    body = lines.replace("/etc/airgap/tls", str(tls_dir)).replace(nginx.SITES, str(sites))
+    result, calls = stub_commands.run(tmp_path, body, {"nginx": "exit 0", "systemctl": "exit 0"})
+    assert result.returncode == 0, result.stderr
+    assert ["systemctl", "reload", "nginx"] in calls
+    assert not list(tls_dir.iterdir()), "the certificate and key of the TLS site are gone"
+    assert (sites / "airgap-files.conf").is_file()
+    assert nginx.drop_tls_lines(site) not in nginx.install_lines(dataclasses.replace(site, tls=True), "CERT")
