@@ -70,6 +70,28 @@ def test_hostile_artifact_paths_are_data(tmp_path, path):
     assert not Path("/tmp/pwned").exists()
 
 
+
+def test_an_artifact_the_stack_no_longer_lists_stops_being_served(tmp_path):
+    """What the previous index served and the stack no longer lists goes, with the folders it
+    leaves empty; files the index never listed stay (they are not the stack's)."""
+    root = tmp_path / "files"
+    (root / file_server.STAGING).mkdir(parents=True)
+    contents = {"falco/rules.yaml": b"rules\n", "opensearch/plugins/s3.zip": b"zip\n", "keys/a b.asc": b"key\n"}
+    for data in contents.values():
+        (root / file_server.STAGING / sha(data)).write_bytes(data)
+    every = [file_server.Artifact(path, sha(data), staged=True) for path, data in contents.items()]
+    assert run_step(file_server.install_body(str(root), every)).returncode == 0
+    (root / "opensearch/README").write_text("put here by hand\n")
+    kept = [a for a in every if a.path == "falco/rules.yaml"]
+    result = run_step(file_server.install_body(str(root), kept))
+    assert result.returncode == 0, result.stderr
+    served = sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.name.startswith("."))
+    assert served == ["SHA256SUMS", "falco", "falco/rules.yaml", "opensearch", "opensearch/README"]
+    assert (root / "SHA256SUMS").read_text() == f"{sha(contents['falco/rules.yaml'])}  falco/rules.yaml\n"
+    assert run_step(file_server.install_body(str(root), [])).returncode == 0
+    assert not (root / "falco").exists(), "the last artifact goes too"
+
+
 # --- registry clients -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("upstream", ["docker.io", "registry.k8s.io", "quay.io"])
