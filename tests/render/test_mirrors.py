@@ -278,3 +278,71 @@ def test_a_site_that_drops_tls_takes_its_certificate_and_key_away(tmp_path):
     assert not list(tls_dir.iterdir()), "the certificate and key of the TLS site are gone"
     assert (sites / "airgap-files.conf").is_file()
     assert nginx.drop_tls_lines(site) not in nginx.install_lines(dataclasses.replace(site, tls=True), "CERT")
+
+
+def test_an_apt_repository_taken_out_of_the_stack_is_unpublished_and_forgotten(tmp_path):
+    """aptly drops the publish of what the stack no longer names (its snapshots stay) and forgets
+    its state, so that put back it is published again; a debmirror tree's link goes; the rest stays."""
+    program = apt_mirror.update_program(APT)
+    root = tmp_path / "root"
+    for name in ("debian", "gone"):
+        (root / "state").mkdir(parents=True, exist_ok=True)
+        (root / f"state/{name}.published").write_text(f"{name}-main-20260101T000000Z\n")
+        (root / f"state/{name}.upstream").write_text("seen\n")
+        (root / f"aptly/public/{name}/dists/bookworm").mkdir(parents=True)
+    (root / "debmirror/old/current").mkdir(parents=True)
+    (root / "aptly/public/old").symlink_to(root / "debmirror/old/current")
+    (root / "aptly/public/elsewhere").symlink_to(tmp_path)
+    script = (f"set -euo pipefail\nROOT={root}\n"
+              'apq() { printf "debian bookworm\\ngone bookworm\\n"; }\n'
+              'ap() { printf "%s\\n" "$*"; rm -rf "$ROOT/aptly/public/$3/dists/$2"; }\n'
+              + _function(program, "unpublish_others") + "unpublish_others debian")
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["publish drop bookworm gone"]
+    assert sorted(p.name for p in (root / "state").iterdir()) == ["debian.published", "debian.upstream"]
+    assert sorted(p.name for p in (root / "aptly/public").iterdir()) == ["debian", "elsewhere"]
+    assert "gone is no longer mirrored" in result.stderr
+
+
+def test_an_rpm_repository_taken_out_of_the_stack_stops_being_served(tmp_path):
+    program = rpm_mirror.update_program(RPM)
+    root = tmp_path / "root"
+    (root / "public/airgap-reports").mkdir(parents=True)
+    for repo_id in ("rocky9-baseos", "gone"):
+        (root / f"snapshots/{repo_id}/20260101T000000Z").mkdir(parents=True)
+        (root / f"public/{repo_id}").symlink_to(root / f"snapshots/{repo_id}/20260101T000000Z")
+        (root / f"public/airgap-reports/{repo_id}.json").write_text(f'{{"repo": "{repo_id}"}}\n')
+    (root / "public/by-hand").symlink_to(tmp_path)
+    script = (f"set -euo pipefail\nROOT={root}\nREPORTS=$ROOT/public/airgap-reports\n"
+              + _function(program, "finish") + "finish rocky9-baseos")
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == '{"repo": "rocky9-baseos"}\n'
+    assert sorted(p.name for p in (root / "public").iterdir()) == ["airgap-reports", "by-hand", "rocky9-baseos"]
+    assert (root / "snapshots/gone/20260101T000000Z").is_dir(), "its snapshots stay"
+
+
+@pytest.mark.parametrize("mirror", ["apt", "rpm"])
+def test_the_keys_of_repositories_no_longer_mirrored_go(tmp_path, mirror):
+    keys, keyrings = tmp_path / "keys", tmp_path / "keyrings"
+    keys.mkdir()
+    keyrings.mkdir()
+    for name in ("kept", "gone"):
+        (keys / f"{name}.asc").write_text("KEY\n")
+        (keyrings / f"{name}.gpg").write_text("KEYRING\n")
+    if mirror == "apt":
+        spec = apt_mirror.AptMirrorSpec(root=str(tmp_path), method="aptly", keep=1, schedule="daily",
+                                        repos=(apt_mirror.AptRepo(**{**APT_REPO.__dict__, "name": "kept"}),))
+        lines = apt_mirror.keyring_lines(spec).replace(apt_mirror.CONFIG_DIR + "/keys", str(keys))
+        body = apt_mirror.INSTALL + "\n" + "\n".join(line for line in lines.splitlines()
+                                                     if line.startswith("airgap_apt_mirror_prune_keys "))
+    else:
+        spec_rpm = rpm_mirror.RpmMirrorSpec(root=str(tmp_path), keep=1, schedule="daily",
+                                            repos=(rpm_mirror.RpmRepo(**{**RPM_REPO.__dict__, "id": "kept"}),))
+        call = next(line for line in rpm_mirror.install_body(spec_rpm).splitlines()
+                    if line.startswith("airgap_rpm_mirror_prune_keys "))
+        body = rpm_mirror.INSTALL + "\n" + call.replace(rpm_mirror.CONFIG_DIR + "/keys", str(keys))
+    subprocess.run(["bash", "-c", step_script(body)], check=True, timeout=60)
+    assert sorted(p.name for p in keys.iterdir()) == ["kept.asc"]
+    assert sorted(p.name for p in keyrings.iterdir()) == (["kept.gpg"] if mirror == "apt" else ["gone.gpg", "kept.gpg"])
