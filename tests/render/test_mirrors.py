@@ -3,6 +3,7 @@ systemd-analyze verify), and hostile values shown to arrive as data, never as co
 
 import dataclasses
 import json
+import os
 import subprocess
 
 import pytest
@@ -346,3 +347,50 @@ def test_the_keys_of_repositories_no_longer_mirrored_go(tmp_path, mirror):
     subprocess.run(["bash", "-c", step_script(body)], check=True, timeout=60)
     assert sorted(p.name for p in keys.iterdir()) == ["kept.asc"]
     assert sorted(p.name for p in keyrings.iterdir()) == (["kept.gpg"] if mirror == "apt" else ["gone.gpg", "kept.gpg"])
+
+
+SYSTEMCTL = """state=$STUB_STATE
+case "$1" in
+  is-active) [ -f "$state/active" ] ;;
+  is-enabled) [ -f "$state/enabled" ] ;;
+  start) touch "$state/active" ;;
+  stop) rm -f "$state/active" ;;
+  enable) touch "$state/enabled" ;;
+  disable) rm -f "$state/enabled" ;;
+esac"""
+
+
+@pytest.mark.parametrize("running_before", [False, True])
+def test_the_last_site_removed_puts_nginx_back_as_it_was(tmp_path, running_before):
+    """nginx serves the stack's sites while it has any; the last one removed, Debian's default
+    site is back and nginx is stopped and disabled again, unless it ran before the first."""
+    etc, state = tmp_path / "nginx", tmp_path / "state"
+    (etc / "sites-available").mkdir(parents=True)
+    (etc / "sites-enabled").mkdir()
+    state.mkdir()
+    (etc / "sites-available/default").write_text("server { listen 80 default_server; }\n")
+    (etc / "sites-enabled/default").symlink_to(etc / "sites-available/default")
+    if running_before:
+        (state / "active").touch()
+        (state / "enabled").touch()
+    sites = [nginx.Site(name=f"airgap-{n}", address="10.0.0.1", port=p, hostname="h", root="/srv", tls=False)
+             for n, p in (("apt-mirror", 8443), ("file-server", 8445))]
+
+    def run(lines: str) -> None:
+        body = lines.replace("/etc/nginx", str(etc)).replace(nginx.BEFORE, str(tmp_path / "before"))
+        result, _ = stub_commands.run(tmp_path, body, {"nginx": "exit 0", "systemctl": SYSTEMCTL},
+                                      env={"STUB_STATE": str(state)})
+        assert result.returncode == 0, result.stderr
+
+    for site in sites:
+        run(nginx.install_lines(site, None))
+    assert sorted(p.name for p in (etc / "sites-enabled").iterdir()) == ["airgap-apt-mirror.conf",
+                                                                         "airgap-file-server.conf"]
+    assert (state / "active").exists() and (state / "enabled").exists()
+    run(nginx.remove_lines(sites[0]))
+    assert (state / "active").exists(), "another site of the stack is still served"
+    run(nginx.remove_lines(sites[1]))
+    assert sorted(p.name for p in (etc / "sites-enabled").iterdir()) == ["default"]
+    assert os.readlink(etc / "sites-enabled/default") == str(etc / "sites-available/default")
+    assert (state / "active").exists() is running_before and (state / "enabled").exists() is running_before
+    assert not (tmp_path / "before").exists()
