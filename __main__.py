@@ -6,11 +6,13 @@ from components import remote, settings as stack_settings
 from components.apt_mirror import AptlyMirror, AptlyMirrorArgs
 from components.ck8s import Ck8sOverrides
 from components.file_server import FileServer, FileServerArgs
-from components.harbor import HarborInstall, HarborInstallArgs
+from components.harbor import HarborInstall, HarborInstallArgs, trivy_db_from
 from components.images import parse_image_ref
 from components.kubespray import kubespray_offline
 from components.mattermost import MattermostAirgapConfig, MattermostArgs, RegistryAccess
 from components.mirror_clients import MirrorClients, MirrorClientsArgs
+from components.network_audit import NetworkAudit, NetworkAuditArgs
+from components.network_lockdown import NetworkLockdown, NetworkLockdownArgs
 from components.pki import StackPki
 from components.registry import Registry, RegistryArgs
 from components.registry_clients import RegistryClients, RegistryClientsArgs
@@ -19,6 +21,9 @@ from components.rpm_mirror import RepoSyncMirror, RepoSyncMirrorArgs
 settings = stack_settings.load()
 hosts = remote.hosts_from(settings)
 pki = StackPki("pki", common_name=f"airgap-infra {settings.stack} CA") if settings.needs_stack_ca() else None
+# Every host's egress rules stand before anything runs there: they already allow what it will reach.
+lockdown = NetworkLockdown("network-lockdown", NetworkLockdownArgs(settings=settings, hosts=hosts))
+after_lockdown = pulumi.ResourceOptions(depends_on=[lockdown])
 
 registry = None
 if settings.registry is not None:
@@ -37,6 +42,7 @@ if settings.registry is not None:
             if settings.trivy_db else (),
             artifacts_layout=settings.trivy_db.oci_layout if settings.trivy_db else None,
         ),
+        after_lockdown,
     )
     pulumi.export("registryEndpoint", registry.endpoint)
     pulumi.export("registryCaBundle", registry.ca_bundle)
@@ -54,6 +60,7 @@ if settings.apt_mirror is not None:
             pki=pki,
             tls_key=settings.secret(apt_config.tls.key_secret) if apt_config.tls.key_secret else None,
         ),
+        after_lockdown,
     )
     pulumi.export("aptMirror", {"baseUrl": apt_mirror.base_url, "sources": apt_mirror.sources,
                                 "publicKey": apt_mirror.public_key, "reports": apt_mirror.reports})
@@ -69,32 +76,36 @@ if settings.rpm_mirror is not None:
             pki=pki,
             tls_key=settings.secret(rpm_config.tls.key_secret) if rpm_config.tls.key_secret else None,
         ),
+        after_lockdown,
     )
     pulumi.export("rpmMirror", {"baseUrl": rpm_mirror.base_url, "repoFiles": rpm_mirror.repo_files,
                                 "keys": rpm_mirror.keys, "reports": rpm_mirror.reports})
 
+mirror_clients = None
 if settings.mirror_clients:
-    MirrorClients(
+    mirror_clients = MirrorClients(
         "mirror-clients",
         MirrorClientsArgs(
             clients=tuple((hosts[client.host], client) for client in settings.mirror_clients),
             apt=apt_mirror,
             rpm=rpm_mirror,
         ),
+        after_lockdown,
     )
 
+registry_clients = None
 if settings.registry_clients:
     assert registry is not None, "settings refuse registryClients without a registry"
-    clients = RegistryClients(
+    registry_clients = RegistryClients(
         "registry-clients",
         RegistryClientsArgs(
             clients=tuple((hosts[client.host], client) for client in settings.registry_clients),
             endpoint=registry.endpoint,
             ca_bundle=registry.ca_bundle,
         ),
-        pulumi.ResourceOptions(depends_on=[registry]),
+        pulumi.ResourceOptions(depends_on=[registry, lockdown]),
     )
-    pulumi.export("containerdHostsToml", clients.hosts_toml)
+    pulumi.export("containerdHostsToml", registry_clients.hosts_toml)
 
 file_server = None
 if settings.file_server is not None:
@@ -107,6 +118,7 @@ if settings.file_server is not None:
             pki=pki,
             tls_key=settings.secret(files_config.tls.key_secret) if files_config.tls.key_secret else None,
         ),
+        after_lockdown,
     )
     pulumi.export("fileServer", {"baseUrl": file_server.base_url, "artifacts": file_server.artifacts})
 
@@ -134,11 +146,14 @@ if settings.harbor is not None:
             pki=pki,
             tls_key=settings.secret(harbor_config.tls.key_secret) if harbor_config.tls.key_secret else None,
             s3_secret_key=settings.secret(s3_key) if (s3_key := harbor_config.s3_secret_key_secret) else None,
+            trivy_db=trivy_db_from(settings, registry),
         ),
+        after_lockdown,
     )
     pulumi.export("harbor", {"endpoint": harbor.endpoint, "caBundle": harbor.ca_bundle,
                              "robotUsername": harbor.robot_username, "imageLock": harbor.image_lock})
 
+mattermost = None
 if settings.mattermost is not None:
     mattermost_config = settings.mattermost
     if harbor is not None:  # Harbor, when there is one, serves the workloads through its pull robot
@@ -159,10 +174,17 @@ if settings.mattermost is not None:
             kubeconfig=settings.secret(kubeconfig) if kubeconfig else None,
             docker_host=hosts[mattermost_config.docker_host] if mattermost_config.docker_host else None,
         ),
-        pulumi.ResourceOptions(depends_on=[r for r in (registry, harbor) if r is not None]),
+        pulumi.ResourceOptions(depends_on=[r for r in (registry, harbor) if r is not None] + [lockdown]),
     )
     pulumi.export("mattermost", {"image": mattermost.image, "environment": mattermost.environment,
                                  "pullSecret": mattermost.pull_secret_name})
 
 if pki is not None:
     pulumi.export("caCertificate", pki.ca_cert_pem)
+
+# Last: each locked-down host probes what it must not reach and what it must, once everything stands.
+audit = NetworkAudit("network-audit", NetworkAuditArgs(
+    settings=settings, hosts=hosts,
+    after=[lockdown, *(c for c in (registry, apt_mirror, rpm_mirror, mirror_clients, registry_clients, file_server,
+                                   harbor, mattermost) if c is not None)]))
+pulumi.export("networkAudit", audit.reports)

@@ -31,13 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components.render.apt_mirror import UPDATE_PROGRAM  # noqa: E402
-from offline.executor import Executor  # noqa: E402
-from offline.program import run_program  # noqa: E402
-from offline.stackfile import StackConfig, load_stack, project_defaults  # noqa: E402
-from sandbox.hosts import Sandbox, SandboxHost, sshd_answers  # noqa: E402
-from sandbox.upstream import port_is_free  # noqa: E402
-from sandbox.upstream_repos import LoggedRequest, UpstreamRepos  # noqa: E402
+from components.render.apt_mirror import UPDATE_PROGRAM
+from offline.executor import Executor
+from offline.program import run_program
+from offline.stackfile import StackConfig, load_stack, project_defaults
+from sandbox.hosts import Sandbox, SandboxHost, sshd_answers
+from sandbox.upstream import port_is_free
+from sandbox.upstream_repos import LoggedRequest, UpstreamRepos
 
 # Where the upstream may listen, the first free pair winning: away from the tests' fixtures
 # (127.0.0.2:8080, and 127.0.0.3 for their second instance), since a test started while this

@@ -28,12 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components.images import parse_image_ref  # noqa: E402
-from components.registry import fill_image  # noqa: E402
-from components.render import registry_fill  # noqa: E402
-from oci import fill  # noqa: E402
-from sandbox.upstream import start_upstream  # noqa: E402
-from tests.harness.private_registry import PrivateRegistry  # noqa: E402
+from components.images import parse_image_ref
+from components.registry import fill_image
+from components.render import registry_fill
+from oci import fill
+from sandbox.upstream import start_upstream
+from tests.harness.private_registry import PrivateRegistry
 
 # The fill runs with the host's system python3 (Debian's), as the rendered step does.
 HOST_PYTHON = "/usr/bin/python3"

@@ -19,6 +19,7 @@ import pulumi
 from . import remote
 from .pki import StackPki, service_tls
 from .render import apt_mirror as render, nginx
+from .render.formats import deb822 as deb822_format
 from .render.shell import step_script
 from .settings import AptMirrorSettings
 
@@ -114,14 +115,15 @@ def mirror_spec(settings: AptMirrorSettings) -> render.AptMirrorSpec:
 
 
 def deb822(base_url: str, repo: render.AptRepo, signed_by: str = "/etc/apt/keyrings/airgap-{name}.asc") -> str:
-    return (
-        "Types: deb\n"
-        f"URIs: {base_url}/{repo.name}\n"
-        f"Suites: {repo.distribution}\n"
-        f"Components: {' '.join(repo.components)}\n"
-        f"Architectures: {' '.join(repo.architectures)}\n"
-        f"Signed-By: {signed_by.format(name=repo.name)}\n"
-    )
+    """A client's apt source for `repo` (formats/deb822.py writes every field)."""
+    return deb822_format.paragraph([
+        ("Types", ["deb"]),
+        ("URIs", [f"{base_url}/{repo.name}"]),
+        ("Suites", [repo.distribution]),
+        ("Components", repo.components),
+        ("Architectures", repo.architectures),
+        ("Signed-By", signed_by.format(name=repo.name)),
+    ])
 
 
 def parse_reports(stdout: str) -> list:

@@ -1,5 +1,6 @@
 """`MattermostAirgapConfig`: Mattermost inside the air gap, pulling from the private registry, with
-every setting that reaches the internet turned off (render/mattermost.py holds the table).
+every setting that reaches the internet turned off or pointed inside, its prepackaged plugins'
+included (render/mattermost.py holds the table).
 
 Targets:
 - `kubernetes`: a namespace, a `kubernetes.io/dockerconfigjson` pull secret from the registry's
@@ -26,6 +27,8 @@ import pulumi_kubernetes as k8s
 from . import remote
 from .images import ImageRef, parse_image_ref
 from .render import mattermost as render
+from .render.formats import ssh
+from .render.formats.hosts import host_port
 from .settings import MattermostSettings
 
 ENV_SECRET = "mattermost-airgap-env"
@@ -79,7 +82,8 @@ class MattermostAirgapConfig(pulumi.ComponentResource):
             secret_env[render.env_name("FileSettings.AmazonS3AccessKeyId")] = args.s3_access_key
             secret_env[render.env_name("FileSettings.AmazonS3SecretAccessKey")] = args.s3_secret_key
         env = render.environment(site_url=settings.site_url, database_env=render.env_name("SqlSettings.DataSource"),
-                                 file_storage=storage, overrides=dict(settings.overrides))
+                                 file_storage=storage, overrides=dict(settings.overrides),
+                                 links=settings.links.config())
         self.environment = pulumi.Output.from_input(env)
         self.image = pulumi.Output.from_input(f"{repository}:{tag}")
         self.pull_secret_name = pulumi.Output.from_input(PULL_SECRET)
@@ -152,11 +156,11 @@ class MattermostAirgapConfig(pulumi.ComponentResource):
         host = args.docker_host
         assert host is not None
         known_hosts = f"out/{pulumi.get_stack()}/known_hosts-{host.name}"
-        name_port = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
-        pinned = remote.local_file(f"{name}-known-hosts", known_hosts, f"{name_port} {host.host_key}\n", parent=self)
+        pinned = remote.local_file(f"{name}-known-hosts", known_hosts,
+                                   ssh.known_host(host.address, host.port, host.host_key) + "\n", parent=self)
         provider = docker.Provider(
             f"{name}-docker",
-            host=f"ssh://{host.user}@{host.address}:{host.port}",
+            host=f"ssh://{host.user}@{host_port(host.address, host.port)}",
             ssh_opts=["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
                       "-o", "BatchMode=yes"],
             registry_auth=[docker.ProviderRegistryAuthArgs(

@@ -26,6 +26,7 @@ from . import remote
 from .images import ImageRef
 from .pki import StackPki, service_tls
 from .render import htpasswd, registry as render, registry_fill
+from .render.formats.hosts import host_port
 from .render.shell import step_script
 from .settings import FillSettings, RegistrySettings
 
@@ -67,11 +68,11 @@ class Registry(pulumi.ComponentResource):
         super().__init__("airgap:index:Registry", name, None, opts)
         settings, host = args.settings, args.host
         hostname = settings.hostname or host.address
-        endpoint = f"{hostname}:{settings.port}"
+        endpoint = host_port(hostname, settings.port)
 
         cert_pem, ca_pem, key_pem = self._tls(name, args, hostname)
         depends: list[pulumi.Resource] = []
-        archive = "/var/lib/airgap/images/registry.tar"
+        archive = f"{render.IMAGES_DIR}/registry.tar"
         if settings.runtime == "docker":
             assert settings.docker.image_archive is not None
             depends.append(remote.copy(
@@ -166,14 +167,8 @@ def fill_step(name: str, parent: pulumi.Resource, host: remote.Host, endpoint: s
 
 def fill_image(ref: ImageRef, upstreams: Mapping[str, str], layout_dir: str | None) -> FillImage:
     """Where the fill reads `ref` from, and where it puts it."""
-    if layout_dir is not None:
-        location = f"oci:{layout_dir}:{ref.layout_name}"
-    else:
-        base = upstreams.get(ref.registry, ref.registry)
-        location = f"docker://{base}/{ref.path}" + (f"@{ref.digest}" if ref.digest else f":{ref.tag}")
-    return FillImage(
-        source=str(ref), location=location, repository=ref.private_path, tag=ref.private_tag, digest=ref.digest,
-    )
+    return FillImage(source=str(ref), location=registry_fill.source_location(ref, upstreams, layout_dir),
+                     repository=ref.private_path, tag=ref.private_tag, digest=ref.digest)
 
 
 def _file_digest(path: str) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_command import local, remote
 
+from .render.formats.hosts import host_port
 from .settings import HostSettings, Settings
 
 
@@ -104,8 +105,8 @@ def secret_stdin(values: Sequence[pulumi.Input[str]]) -> pulumi.Output[str]:
 
 def target(host: Host) -> str:
     """The machine a step runs on, as its trigger: a step that moves to another is replaced."""
-    via = f" via {host.bastion.address}:{host.bastion.port}" if host.bastion is not None else ""
-    return f"{host.user}@{host.address}:{host.port}{via}"
+    via = f" via {host_port(host.bastion.address, host.bastion.port)}" if host.bastion is not None else ""
+    return f"{host.user}@{host_port(host.address, host.port)}{via}"
 
 
 def _named(script: pulumi.Input[str], name: str) -> pulumi.Output[str]:
@@ -193,9 +194,10 @@ def local_file(
     return local_step(name, write_file_script(path), parent=parent, stdin=content, depends_on=depends_on)
 
 
-def read(command: str, host: Host) -> pulumi.Output[str]:
+def read(command: str, host: Host, *, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.Output[str]:
     """Run a read-only `command` on `host` at every program run (preview included) and return its
-    stdout: an invoke of the local OpenSSH client, host keys pinned, through the bastion if any."""
+    stdout: an invoke of the local OpenSSH client, host keys pinned, through the bastion if any;
+    after `depends_on` stand, when given."""
     from .render.ssh_read import Hop, read_command
 
     def hop(h: Host) -> Hop:
@@ -203,7 +205,8 @@ def read(command: str, host: Host) -> pulumi.Output[str]:
 
     script = read_command(hop(host), command, hop(host.bastion) if host.bastion else None)
     result = local.run_output(command=script, stdin=host.private_key, interpreter=["/bin/sh", "-c"],
-                              logging=local.Logging.STDERR)
+                              logging=local.Logging.STDERR,
+                              opts=pulumi.InvokeOutputOptions(depends_on=list(depends_on)) if depends_on else None)
     # What is read is not secret; the key that read it is, and would otherwise taint it.
     return pulumi.Output.unsecret(result.stdout)
 

@@ -17,6 +17,7 @@ from . import remote
 from .apt_mirror import newest_reports
 from .pki import StackPki, service_tls
 from .render import nginx, rpm_mirror as render
+from .render.formats import repo as repo_format
 from .render.shell import SecretFile, put_file, step_script, take_secrets
 from .settings import RpmMirrorSettings
 
@@ -101,16 +102,16 @@ CA_PATH = "/etc/pki/airgap/mirror-ca.crt"
 
 
 def repo_file(base_url: str, repo: render.RpmRepo, tls: bool) -> str:
-    lines = [
-        f"[airgap-{repo.id}]",
-        f"name={repo.id} (airgap mirror)",
-        f"baseurl={base_url}/{repo.id}",
-        "enabled=1",
-        "gpgcheck=1",
-        f"repo_gpgcheck={1 if repo.metadata_signed else 0}",
-        f"gpgkey=file://{KEY_DIR}/RPM-GPG-KEY-airgap-{repo.id}",
-        "skip_if_unavailable=0",
+    """A client's `.repo` file for `repo` (formats/repo.py writes every value)."""
+    settings: list[tuple[str, str | int]] = [
+        ("name", f"{repo.id} (airgap mirror)"),
+        ("baseurl", f"{base_url}/{repo.id}"),
+        ("enabled", 1),
+        ("gpgcheck", 1),
+        ("repo_gpgcheck", 1 if repo.metadata_signed else 0),
+        ("gpgkey", f"file://{KEY_DIR}/RPM-GPG-KEY-airgap-{repo.id}"),
+        ("skip_if_unavailable", 0),
     ]
     if tls:
-        lines.append(f"sslcacert={CA_PATH}")
-    return "\n".join(lines) + "\n"
+        settings.append(("sslcacert", CA_PATH))
+    return repo_format.repo_file(f"airgap-{repo.id}", settings)

@@ -238,7 +238,7 @@ def run_program(config: StackConfig, *, executor: Any | None = None, preview: bo
     try:
         _sync_await(run_pulumi_func(program))
         _sync_await(resolve_exports())
-    except BaseException as exc:  # noqa: BLE001 - reported to the caller
+    except BaseException as exc:  # reported to the caller (see `.error`)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         error = exc

@@ -8,6 +8,6 @@ from pulumi_policy import PolicyPack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project: components' own tables
 
-from policies import POLICIES  # noqa: E402
+from policies import POLICIES, STACK_POLICIES
 
-PolicyPack(name="airgap-infra", policies=POLICIES)
+PolicyPack(name="airgap-infra", policies=[*POLICIES, *STACK_POLICIES])

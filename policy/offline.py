@@ -17,12 +17,18 @@ from pathlib import Path
 
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.deserialize import deserialize_properties
-from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
+from pulumi_policy.policy import (
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
 from pulumi_policy.proxy import unknown_checking_proxy
 
 from offline.program import Recorded, run_program
 from offline.stackfile import PROJECT_DIR, StackConfig, load_stack
-from policy.policies import POLICIES
+from policy.policies import POLICIES, STACK_POLICIES
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 
@@ -43,15 +49,18 @@ def policy_config(stack: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _args(record: Recorded, config: dict) -> ResourceValidationArgs:
-    props = unknown_checking_proxy(deserialize_properties(record.inputs))
-    opts = PolicyResourceOptions(
+def _options(record: Recorded) -> PolicyResourceOptions:
+    return PolicyResourceOptions(
         protect=bool(record.options.get("protect")), ignore_changes=[],
         delete_before_replace=record.options.get("deleteBeforeReplace"),
         aliases=list(record.options.get("aliases", [])), custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
         additional_secret_outputs=list(record.options.get("additionalSecretOutputs", [])), parent=record.parent or None,
     )
-    return ResourceValidationArgs(record.type, props, record.urn, record.name, opts, None, config, {})
+
+
+def _args(record: Recorded, config: dict) -> ResourceValidationArgs:
+    props = unknown_checking_proxy(deserialize_properties(record.inputs))
+    return ResourceValidationArgs(record.type, props, record.urn, record.name, _options(record), None, config, {})
 
 
 def _level(declared: EnforcementLevel | None, configured: object) -> EnforcementLevel:
@@ -79,9 +88,33 @@ def check_records(records: Iterable[Recorded], config: dict) -> list[Violation]:
     return violations
 
 
+def _settings(policy_name: str, config: dict) -> dict:
+    merged = {**config.get("all", {}), **config.get(policy_name, {})}
+    return {k: v for k, v in merged.items() if k != "enforcementLevel"}
+
+
+def check_stack_records(records: Iterable[Recorded], config: dict) -> list[Violation]:
+    """The stack policies over every recorded resource at once, as CrossGuard runs them."""
+    records = list(records)
+    resources = [PolicyResource(r.type, unknown_checking_proxy(deserialize_properties(r.inputs)), r.urn, r.name,
+                                _options(r), None, None, [], {}) for r in records]
+    violations: list[Violation] = []
+    for policy in STACK_POLICIES:
+        level = _level(policy.enforcement_level, config.get(policy.name))
+        if level == EnforcementLevel.DISABLED:
+            continue
+
+        def report(message: str, urn: str | None = None, policy=policy, level=level) -> None:
+            violations.append(Violation(policy.name, level.value, "stack", message))
+
+        policy.validate(StackValidationArgs(resources, _settings(policy.name, config)), report)
+    return violations
+
+
 def check_stack(config: StackConfig, policy_settings: dict | None = None) -> list[Violation]:
     run = run_program(config).raise_error()
-    return check_records(run.records, policy_config(config.stack) if policy_settings is None else policy_settings)
+    settings = policy_config(config.stack) if policy_settings is None else policy_settings
+    return check_records(run.records, settings) + check_stack_records(run.records, settings)
 
 
 def main(argv: list[str] | None = None) -> int:

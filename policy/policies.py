@@ -23,6 +23,8 @@ from pulumi_policy import (
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 
 from components.images import ImageRefError, host_and_port, parse_normalized, split_docker_domain
@@ -278,12 +280,6 @@ def _unsigned_aptly_repos(text: str) -> list[str]:
 
 # --- Mattermost ---------------------------------------------------------------------------------
 
-def _airgap_table() -> dict[str, str]:
-    from components.render.mattermost import AIRGAP_SETTINGS  # the component's own table
-
-    return {s.env: s.env_value for s in AIRGAP_SETTINGS}
-
-
 def mattermost_env(resource_type: str, props: Mapping[str, Any]) -> dict[str, str | None] | None:
     env_list = None
     if resource_type == "kubernetes:helm.sh/v3:Release":
@@ -301,19 +297,30 @@ def mattermost_env(resource_type: str, props: Mapping[str, Any]) -> dict[str, st
 
 
 def check_mattermost(resource_type: str, props: Mapping[str, Any], settings: Settings) -> tuple[list[str], list[str]]:
-    """(mandatory problems, advisory reports of explicit overrides)."""
+    """(mandatory problems, advisory reports of explicit overrides), setting by setting of the
+    component's own table, plugin settings and states included; a link users see may point at any
+    internal page instead."""
+    from components.render.mattermost import AIRGAP_SETTINGS, OVERRIDES_ENV, link_stays_inside, value_in
+
     env = mattermost_env(resource_type, props)
     if env is None:
         return [], []
-    overrides = set(json.loads(env.get("AIRGAP_INFRA_OVERRIDES") or "[]"))
+    overrides = set(json.loads(env.get(OVERRIDES_ENV) or "[]"))
     problems, reported = [], []
-    for name, value in _airgap_table().items():
-        if env.get(name) == value:
+    for setting in AIRGAP_SETTINGS:
+        value = value_in(env, setting)
+        if value == setting.encoded:
             continue
-        if name in overrides:
-            reported.append(f"{name} is {env.get(name)!r} (air gap: {value!r}) by an explicit override in the stack")
+        where = f"{setting.key} ({setting.env})" if setting.plugin else setting.env
+        if setting.key in overrides:
+            reported.append(f"{where} is {value!r} (air gap: {setting.encoded!r}) by an explicit override in the stack")
+        elif setting.link and value is not None and link_stays_inside(value):
+            continue
+        elif setting.link:
+            problems.append(f"{where} is {value!r}; a link users see must be empty, site-relative or an internal "
+                            f"page, not Mattermost's own site (air gap: {setting.encoded!r})")
         else:
-            problems.append(f"{name} is {env.get(name)!r}; in an air gap it must be {value!r} "
+            problems.append(f"{where} is {value!r}; in an air gap it must be {setting.encoded!r} "
                             "(or overridden explicitly in mattermost.overrides, which this policy reports)")
     return problems, reported
 
@@ -402,6 +409,70 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# --- network lockdown ------------------------------------------------------------------------------
+
+# The step that loads a host's egress rules (components/render/firewall.py), as a line of its script.
+LOCKDOWN_APPLY = re.compile(r"(?m)^/usr/local/sbin/airgap-firewall apply [0-9a-f]{16} [0-9]+$")
+MIN_REASON = 10
+
+
+def _ssh_host(props: Mapping[str, Any]) -> str | None:
+    connection = props.get("connection")
+    return connection.get("host") if isinstance(connection, Mapping) else None
+
+
+def check_network_lockdown(resources: Sequence[tuple[str, str, Mapping[str, Any]]], settings: Settings) -> list[str]:
+    """Every host a stack runs steps on (or runs Docker on) has its egress lockdown applied, unless
+    the stack opts it out with a reason. `resources` are (type, name, props)."""
+    steps: dict[str, int] = {}
+    locked: set[str] = set()
+    declared: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    for resource_type, _name, props in resources:
+        host = None
+        if resource_type in ("command:remote:Command", "command:remote:CopyToRemote"):
+            host = _ssh_host(props)
+            create = props.get("create")
+            if isinstance(create, str) and LOCKDOWN_APPLY.search(create) and host:
+                locked.add(host)
+        elif resource_type == "pulumi:providers:docker" and str(props.get("host", "")).startswith("ssh://"):
+            host = re.sub(r"^ssh://(?:[^@/]*@)?|(?::\d+)?/?$", "", str(props["host"]))
+        if host:
+            steps[host] = steps.get(host, 0) + 1
+        if resource_type == "airgap:index:NetworkLockdown":
+            for name, entry in (props.get("managedHosts") or {}).items():
+                if isinstance(entry, Mapping) and entry.get("address"):
+                    declared[str(entry["address"])] = (str(name), entry)
+    problems = []
+    for address in sorted(steps):
+        name, entry = declared.get(address, (address, {}))
+        if address in locked or name in settings.exceptions or address in settings.exceptions:
+            continue
+        reason = str(entry.get("optOut") or "").strip()
+        if len(reason) >= MIN_REASON:
+            continue
+        problems.append(
+            f"host {name} ({address}) runs {steps[address]} step(s) without an egress lockdown; it is on by "
+            "default for every managed host: take the host out of network.optOut, or give the reason it must "
+            f"stay open there (at least {MIN_REASON} characters)")
+    for address, (name, entry) in sorted(declared.items()):
+        if entry.get("lockdown") and address not in locked and name not in settings.exceptions:
+            problems.append(f"host {name} ({address}) is declared locked down but no step applies its rules")
+    return problems
+
+
+def _stack_policy(name: str, description: str, level: EnforcementLevel,
+                  check: Callable[[Sequence[tuple[str, str, Mapping[str, Any]]], Settings], list[str]],
+                  ) -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        settings = Settings.from_config(args.get_config())
+        resources = [(r.resource_type, r.name, r.props) for r in args.resources]
+        for problem in check(resources, settings):
+            report_violation(problem, None)
+
+    return StackValidationPolicy(name=name, description=description, enforcement_level=level,
+                                 validate=validate, config_schema=CONFIG_SCHEMA)
+
+
 # --- the policy objects ----------------------------------------------------------------------------
 
 def _policy(name: str, description: str, level: EnforcementLevel,
@@ -440,7 +511,8 @@ POLICIES = [
             "mirrors check upstream signatures.",
             EnforcementLevel.MANDATORY, check_signed_repositories),
     _policy("mattermost-airgap-settings",
-            "Mattermost's internet-reaching features (push, link previews, marketplace, telemetry, …) are off.",
+            "Mattermost's internet-reaching features (push, link previews, marketplace, telemetry, the "
+            "prepackaged plugins' STUN and surveys, the product's links, …) are off or point inside.",
             EnforcementLevel.MANDATORY, _mattermost_mandatory),
     _policy("mattermost-airgap-overrides",
             "Reports every air-gap setting a stack turned back on with an explicit override.",
@@ -454,4 +526,12 @@ POLICIES = [
     _policy("pull-secrets-for-private-images",
             "Workloads that run images from a private registry name an imagePullSecret.",
             EnforcementLevel.ADVISORY, check_pull_secrets),
+]
+
+# Policies over the whole stack at once (CrossGuard runs them after the resource policies).
+STACK_POLICIES = [
+    _stack_policy("network-lockdown",
+                  "Every managed host has its egress lockdown applied, unless the stack opts it out with a reason "
+                  "(exceptions: host names or addresses).",
+                  EnforcementLevel.MANDATORY, check_network_lockdown),
 ]

@@ -51,6 +51,7 @@ BASE_PACKAGES: tuple[str, ...] = (
     "apache2-utils",
     "debmirror",
     "jq",
+    "nftables",  # the network lockdown
 )
 
 

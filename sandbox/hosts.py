@@ -10,6 +10,10 @@ it about one more; the base is built once per recipe (1-2 minutes) and shared re
         host = sandbox.up("alpha", "127.0.0.11")
         host.ssh("systemctl is-active ssh")
 
+A host can also live in a network namespace made for it (`netns=`, with an address there): then
+its network, and its firewall, are its own rather than the machine's. SSH reaches it from another
+namespace (`ssh_from=`, the one standing for the admin machine), through `ip netns exec`.
+
 `python -m sandbox.hosts base|up NAME ADDRESS|down [--all]|status` does the same by hand.
 """
 
@@ -46,6 +50,7 @@ from sandbox.process import ManagedProcess, Pid, ProcessError, children, polls
 
 RUNS = CACHE / "runs"
 CLI_RUN = RUNS / "cli"
+NETNS_DIR = Path("/run/netns")
 
 # Bounds of the waits; a host usually answers within 1.5 s and stops within 1.5 s.
 INIT_WAIT_SECONDS = 5.0
@@ -59,6 +64,8 @@ HOST_INIT = (
     # overlays of hosts started earlier alive after the machine unmounts them.
     """awk -v r="$R" -v c="$3/" 'index($5, c) == 1 && $5 != r {print $5}' /proc/self/mountinfo \\
   | sort -r | while read -r m; do umount "$m"; done\n"""
+    # Nor the machine's named network namespaces, which `ip netns delete` could then not remove.
+    """awk 'index($5, "/run/netns/") == 1 {print $5}' /proc/self/mountinfo | while read -r m; do umount "$m"; done\n"""
     + MOUNT_KERNEL_FILESYSTEMS
     + """\
 mkdir -p "$R/run/sshd" "$R/run/lock"
@@ -111,6 +118,23 @@ def loopback_address(address: str) -> str:
     return str(parsed)
 
 
+def namespace_address(address: str) -> str:
+    """The address of a host in a network namespace of its own: IPv4, not loopback (that is the machine's)."""
+    try:
+        parsed = ipaddress.IPv4Address(address)
+    except ipaddress.AddressValueError:
+        raise ValueError(f"{address!r}: a sandbox host needs an IPv4 address") from None
+    if parsed.is_loopback:
+        raise ValueError(f"{address}: in a network namespace of its own a host takes an address of that namespace")
+    return str(parsed)
+
+
+def network_namespace(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or not (NETNS_DIR / name).exists():
+        raise ValueError(f"{name!r}: no network namespace of that name (ip netns list)")
+    return name
+
+
 def host_name(name: str) -> str:
     if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", name):
         raise ValueError(f"{name!r}: a host name is one lowercase DNS label")
@@ -156,6 +180,17 @@ def sshd_answers(address: str) -> bool:
         return False
 
 
+def listening(pid: int, address: str, port: int) -> bool:
+    """Whether a TCP socket listens on address:port in the network namespace of process `pid`
+    (read from /proc/PID/net/tcp: no traffic, from any namespace)."""
+    wanted = f"{ipaddress.IPv4Address(address).packed[::-1].hex().upper()}:{port:04X}"
+    try:
+        table = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(f[1] == wanted and f[3] == "0A" for f in (line.split() for line in table))
+
+
 
 class SandboxHost(ManagedProcess):
     """One running host; made by `Sandbox.up`.
@@ -167,10 +202,14 @@ class SandboxHost(ManagedProcess):
     stop_grace = STOP_GRACE_SECONDS
 
     def __init__(self, name: str, address: str, directory: Path, client_key: Path,
-                 known_hosts: Path) -> None:
+                 known_hosts: Path, netns: str | None = None, ssh_from: str | None = None) -> None:
         super().__init__()
         self.name = name
         self.address = address
+        self.netns = netns
+        """The network namespace the host lives in; None: the machine's."""
+        self.ssh_from = ssh_from
+        """The network namespace SSH to it starts from; None: the machine's."""
         self.directory = directory
         self.root = directory / "root"
         self.host_key = keys.openssh_public(keys.host_key(address))
@@ -189,7 +228,9 @@ class SandboxHost(ManagedProcess):
 
     def ssh_argv(self, command: str, *, known_hosts: Path | None = None) -> list[str]:
         """The `ssh` command line that runs `command` as root, pinned to this host's key."""
+        via = ["ip", "netns", "exec", self.ssh_from] if self.ssh_from else []
         return [
+            *via,
             "ssh", "-F", "none",
             "-i", str(self._client_key),
             "-o", "IdentitiesOnly=yes",
@@ -256,8 +297,11 @@ class SandboxHost(ManagedProcess):
 
     def _boot(self) -> None:
         """Start the namespace and find its PID 1."""
+        # nsenter joins the host's network namespace, then execs unshare in place (same PID).
+        network = ["nsenter", f"--net={NETNS_DIR / self.netns}"] if self.netns else []
         self._launch(
-            [*PRIVATE_NAMESPACES, "--uts", "/bin/sh", "-c", HOST_INIT, "sh", str(self.root), self.name, str(CACHE)],
+            [*network, *PRIVATE_NAMESPACES, "--uts", "/bin/sh", "-c", HOST_INIT, "sh", str(self.root), self.name,
+             str(CACHE)],
             output=self.directory / "init.log",
             env={"PATH": STANDARD_PATH, "LANG": "C.UTF-8", "HOME": "/root"},
             # Its own session: a Ctrl-C meant for the test run must not skip the teardown.
@@ -280,8 +324,14 @@ class SandboxHost(ManagedProcess):
         replacement installs its handlers would be lost, and the host would never stop.
         """
         init = self._init
-        self._wait_ready(lambda: init is not None and init.handles(signal.SIGTERM) and sshd_answers(self.address),
-                         SSHD_WAIT_SECONDS)
+
+        def answers() -> bool:
+            if init is None or not init.handles(signal.SIGTERM):
+                return False
+            # In a namespace of its own the machine cannot connect; it can read what listens there.
+            return listening(init.pid, self.address, 22) if self.netns else sshd_answers(self.address)
+
+        self._wait_ready(answers, SSHD_WAIT_SECONDS)
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the init log and of the ssh unit's log, for error messages."""
@@ -323,6 +373,8 @@ class SandboxHost(ManagedProcess):
             "running": self.running,
             "unshare": [self._command.pid, self._command.start] if self._command else None,
             "init": [self._init.pid, self._init.start] if self._init else None,
+            "netns": self.netns,
+            "ssh_from": self.ssh_from,
         }
 
     def restore(self, record: dict) -> None:
@@ -363,11 +415,22 @@ class Sandbox:
     def hosts(self) -> list[SandboxHost]:
         return [host for host in self._hosts if host.running]
 
-    def up(self, name: str, address: str, *, trust: dict[str, str] | None = None) -> SandboxHost:
-        """Start a host and return once root can log in over SSH (about a second)."""
-        host = self._new_host(host_name(name), loopback_address(address))
+    def up(self, name: str, address: str, *, trust: dict[str, str] | None = None, netns: str | None = None,
+           ssh_from: str | None = None) -> SandboxHost:
+        """Start a host and return once root can log in over SSH (about a second).
+
+        `netns` puts it in that network namespace (`address` is then one of the namespace's);
+        `ssh_from` is where SSH to it starts (`ip netns exec`)."""
+        if netns is None:
+            host = self._new_host(host_name(name), loopback_address(address))
+        elif ssh_from is None:
+            raise ValueError(f"{name}: a host in a network namespace of its own needs ssh_from, the namespace "
+                             "SSH to it starts from")
+        else:
+            host = self._new_host(host_name(name), namespace_address(address), network_namespace(netns),
+                                  network_namespace(ssh_from))
         trust = {trusted_endpoint(endpoint): pem for endpoint, pem in (trust or {}).items()}
-        if sshd_answers(host.address):
+        if netns is None and sshd_answers(host.address):
             raise SandboxError(f"{host.address}:22 is taken, by another sandbox run? "
                                "`python -m sandbox.hosts status` lists them, "
                                "`... down --all` stops them")
@@ -413,14 +476,14 @@ class Sandbox:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _new_host(self, name: str, address: str) -> SandboxHost:
+    def _new_host(self, name: str, address: str, netns: str | None = None, ssh_from: str | None = None) -> SandboxHost:
         for other in self._hosts:
             if other.name == name:
                 raise ValueError(f"host {name!r} was already started in this run")
-            if other.address == address and other.running:
+            if other.address == address and other.netns == netns and other.running:
                 raise ValueError(f"{address} is already used by host {other.name!r}")
         directory = self.run_dir / "hosts" / name
-        return SandboxHost(name, address, directory, self._client_key, self.known_hosts)
+        return SandboxHost(name, address, directory, self._client_key, self.known_hosts, netns, ssh_from)
 
     def _mount_overlay(self, host: SandboxHost, base: Path) -> None:
         for part in ("upper", "work", "root"):
@@ -457,7 +520,7 @@ class Sandbox:
             return
         for record in json.loads(state.read_text()):
             host = SandboxHost(record["name"], record["address"], self.run_dir / "hosts" / record["name"],
-                               self._client_key, self.known_hosts)
+                               self._client_key, self.known_hosts, record.get("netns"), record.get("ssh_from"))
             host.restore(record)
             self._hosts.append(host)
 

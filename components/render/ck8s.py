@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from .formats import coredns
+from .formats.hosts import split_host_port
+
 
 @dataclass(frozen=True)
 class Ck8sInputs:
@@ -101,9 +104,9 @@ def overrides(inputs: Ck8sInputs) -> tuple[dict, dict]:
             "spec": {"ca": {"secretName": inputs.ca_issuer}}}]}
 
     if inputs.dns_zone:
-        servers = " ".join(inputs.dns_servers)
-        common["nodeLocalDns"] = {"customConfig": (
-            f"{inputs.dns_zone}:53 {{\n    errors\n    cache 30\n    forward . {servers}\n}}\n")}
+        servers = [coredns.upstream(server) for server in inputs.dns_servers]
+        common["nodeLocalDns"] = {"customConfig": coredns.server_block(
+            inputs.dns_zone, 53, [("errors",), ("cache", 30), ("forward", ".", *servers)])}
 
     if inputs.alert_email and inputs.smtp_smarthost:
         sc["alerts"] = {
@@ -112,9 +115,9 @@ def overrides(inputs: Ck8sInputs) -> tuple[dict, dict]:
                 "to": inputs.alert_email, "from": inputs.smtp_from or inputs.alert_email,
                 "smarthost": inputs.smtp_smarthost, "require_tls": True, "send_resolved": True}]}],
         }
-        relay_host, _, relay_port = inputs.smtp_smarthost.rpartition(":")
+        relay_host, relay_port = split_host_port(inputs.smtp_smarthost)
         if _cidr(relay_host):
-            policies["alertmanager"] = {"alertReceivers": {"ips": _cidr(relay_host), "ports": [int(relay_port)]}}
+            policies["alertmanager"] = {"alertReceivers": {"ips": _cidr(relay_host), "ports": [relay_port]}}
     if policies:
         common["networkPolicies"] = policies
 

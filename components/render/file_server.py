@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import programs
+from .formats import checksums
 from .shell import put_file, q
 
 STAGING = ".incoming"
@@ -33,7 +34,7 @@ ARTIFACTS = programs.load("file_server/artifact.sh")
 
 def sha256sums(artifacts: list[Artifact]) -> str:
     """`sha256sum -c` format, sorted by path."""
-    return "".join(f"{a.sha256}  {a.path}\n" for a in sorted(artifacts, key=lambda a: a.path))
+    return checksums.sha256sums((a.sha256, a.path) for a in sorted(artifacts, key=lambda a: a.path))
 
 
 def install_body(root: str, artifacts: list[Artifact]) -> str:

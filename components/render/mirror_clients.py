@@ -8,6 +8,7 @@ read them; removing the client configuration moves them back. Both directions ar
 from __future__ import annotations
 
 from . import programs
+from .formats import apt_conf
 from .shell import put_file, q
 
 APT_MOVED = "/etc/apt/sources.list.d/airgap-moved"
@@ -29,7 +30,7 @@ def apt_lines(*, sources: dict[str, str], keys: dict[str, str], ca_pem: str | No
     lines.append(" ".join(["airgap_apt_prune", *(q(name) for name in sorted(sources))]))
     if ca_pem:
         lines.append(put_file("/etc/apt/keyrings/airgap-mirror-ca.crt", ca_pem, tag="apt"))
-        ca_info = f'Acquire::https::{hostname}::CaInfo "/etc/apt/keyrings/airgap-mirror-ca.crt";\n'
+        ca_info = apt_conf.ca_info("https", hostname, "/etc/apt/keyrings/airgap-mirror-ca.crt")
         lines.append(put_file("/etc/apt/apt.conf.d/60airgap-mirror", ca_info, tag="apt"))
     else:
         lines.append("rm -f /etc/apt/apt.conf.d/60airgap-mirror /etc/apt/keyrings/airgap-mirror-ca.crt")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import programs
+from .formats import nginx, urls
+from .formats.hosts import host_port
 from .shell import SecretFile, put_file, q, take_secrets
 
 SITES = "/etc/nginx/sites-enabled"
@@ -41,32 +43,31 @@ class Site:
 
     @property
     def url(self) -> str:
-        scheme = "https" if self.tls else "http"
-        default = 443 if self.tls else 80
-        return f"{scheme}://{self.hostname}" + ("" if self.port == default else f":{self.port}")
+        return urls.url("https" if self.tls else "http", self.hostname, self.port)
 
 
 def site_config(site: Site) -> str:
-    listen = f"{site.address}:{site.port}" if ":" not in site.address else f"[{site.address}]:{site.port}"
+    """The server block; every value an nginx token (formats/nginx.py), IPv6 listen bracketed."""
+    listen = nginx.directive("listen", host_port(site.address, site.port), *(["ssl"] if site.tls else []))
     tls = ""
     if site.tls:
         tls = (
-            f"    ssl_certificate {site.cert_path};\n"
-            f"    ssl_certificate_key {site.key_path};\n"
-            "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+            nginx.directive("ssl_certificate", site.cert_path)
+            + nginx.directive("ssl_certificate_key", site.key_path)
+            + "    ssl_protocols TLSv1.2 TLSv1.3;\n"
             "    ssl_session_cache shared:airgap:1m;\n"
         )
     return (
         "server {\n"
-        f"    listen {listen}{' ssl' if site.tls else ''};\n"
-        f"    server_name {site.hostname};\n"
+        f"{listen}"
+        f"{nginx.directive('server_name', site.hostname)}"
         f"{tls}"
-        f"    root {site.root};\n"
+        f"{nginx.directive('root', site.root)}"
         "    autoindex on;\n"
         "    autoindex_exact_size on;\n"
         "    disable_symlinks off;\n"
-        f"    access_log /var/log/nginx/{site.name}.access.log;\n"
-        f"    error_log /var/log/nginx/{site.name}.error.log;\n"
+        f"{nginx.directive('access_log', f'/var/log/nginx/{site.name}.access.log')}"
+        f"{nginx.directive('error_log', f'/var/log/nginx/{site.name}.error.log')}"
         "    location ~ /\\. { deny all; return 404; }\n"
         "    location / { try_files $uri $uri/ =404; }\n"
         "}\n"

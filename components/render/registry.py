@@ -12,11 +12,15 @@ from dataclasses import dataclass
 import yaml
 
 from . import programs
+from .formats import systemd as unit_file
+from .formats.hosts import host_port, url_host
 from .shell import SecretFile, put_file, q, take_secrets
 
 CONFIG_DIR = "/etc/airgap/registry"
 TRANSFER_DIR = "/var/lib/airgap/transfer"
 """Where OCI layouts carried across the gap are copied on the registry host."""
+IMAGES_DIR = "/var/lib/airgap/images"
+"""Where the registry image archive lands on its host (`runtime: docker`)."""
 # Distribution writes a repository's `link` files (and manifests) in place, not through a rename:
 # stopped mid-request it can leave an empty link, which it then answers with a 500 for as long as
 # the link exists. On SIGTERM it finishes the requests it has started, for up to DRAIN; the
@@ -47,12 +51,12 @@ class RegistrySpec:
     runtime: str = "package"
     """`package` or `docker`."""
     docker_image: str = "registry:2"
-    docker_archive: str = "/var/lib/airgap/images/registry.tar"
+    docker_archive: str = f"{IMAGES_DIR}/registry.tar"
     """Where the image archive lies on the host (`docker` runtime)."""
 
     @property
     def endpoint(self) -> str:
-        return f"{self.hostname}:{self.port}"
+        return host_port(self.hostname, self.port)
 
 
 def registry_config(*, listen: str, storage: str, cert: str, key: str, htpasswd: str) -> str:
@@ -99,36 +103,22 @@ def repair_command(storage: str) -> tuple[str, ...]:
     return ("/bin/sh", REPAIR_SCRIPT, storage)
 
 
-def repair_storage(storage: str) -> str:
-    """`repair_command` as one line, each word quoted."""
-    return " ".join(q(word) for word in repair_command(storage))
-
-
 def registry_unit(storage: str, config_path: str = f"{CONFIG_DIR}/config.yml") -> str:
     """systemd unit for the package runtime."""
     if not re.fullmatch(r"/[A-Za-z0-9._/+-]+", storage):
         raise ValueError(f"registry storage {storage!r}: only an absolute path of letters, digits and . _ / + -")
-    return f"""[Unit]
-Description=Private container registry (airgap-infra)
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=simple
-User={SERVICE_USER}
-Group={SERVICE_USER}
-ExecStartPre={repair_storage(storage)}
-ExecStart=/usr/bin/docker-registry serve {config_path}
-Restart=on-failure
-RestartSec=2
-TimeoutStopSec={STOP_TIMEOUT_SECONDS}
-NoNewPrivileges=yes
-ProtectSystem=full
-PrivateTmp=yes
-
-[Install]
-WantedBy=multi-user.target
-"""
+    return unit_file.unit([
+        ("Unit", [("Description", "Private container registry (airgap-infra)"),
+                  ("After", "network-online.target"), ("Wants", "network-online.target")]),
+        ("Service", [
+            ("Type", "simple"), ("User", SERVICE_USER), ("Group", SERVICE_USER),
+            ("ExecStartPre", unit_file.command(repair_command(storage))),
+            ("ExecStart", unit_file.command(["/usr/bin/docker-registry", "serve", config_path])),
+            ("Restart", "on-failure"), ("RestartSec", "2"), ("TimeoutStopSec", str(STOP_TIMEOUT_SECONDS)),
+            ("NoNewPrivileges", "yes"), ("ProtectSystem", "full"), ("PrivateTmp", "yes"),
+        ]),
+        ("Install", [("WantedBy", "multi-user.target")]),
+    ])
 
 
 def secret_files(runtime: str) -> tuple[SecretFile, SecretFile]:
@@ -146,14 +136,15 @@ def health_check(spec: RegistrySpec) -> str:
     The credentials arrive as the next stdin secret: a curl config line `user = "name:password"`
     (programs/registry/health.sh, which the step must hold).
     """
-    words = (f"https://{spec.endpoint}/v2/", f"{CONFIG_DIR}/ca.crt", f"{spec.hostname}:{spec.port}:{spec.address}")
+    words = (f"https://{spec.endpoint}/v2/", f"{CONFIG_DIR}/ca.crt",
+             f"{spec.endpoint}:{url_host(spec.address)}")  # curl's --resolve host:port:address
     return "airgap_registry_health " + " ".join(q(word) for word in words) + "\n"
 
 
 def install_package_runtime(spec: RegistrySpec) -> str:
     """Install step body for Debian's docker-registry as a systemd unit."""
     config = registry_config(
-        listen=f"{spec.address}:{spec.port}",
+        listen=host_port(spec.address, spec.port),
         storage=spec.storage_path,
         cert=f"{CONFIG_DIR}/server.crt",
         key=f"{CONFIG_DIR}/server.key",
@@ -186,7 +177,7 @@ def install_docker_runtime(spec: RegistrySpec) -> str:
         key=f"{inner}/server.key",
         htpasswd=f"{inner}/htpasswd",
     )
-    container = (CONTAINER_NAME, spec.docker_image, f"{spec.address}:{spec.port}", str(STOP_TIMEOUT_SECONDS),
+    container = (CONTAINER_NAME, spec.docker_image, host_port(spec.address, spec.port), str(STOP_TIMEOUT_SECONDS),
                  f"{spec.storage_path}:/var/lib/registry", f"{CONFIG_DIR}:{inner}:ro",
                  *repair_command(spec.storage_path))  # before every start of the container
     return "\n".join([

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 
 from . import programs
+from .formats import FormatError, toml
+from .formats.hosts import parse_host
 from .shell import put_file, q
 
 DOCKER_CERTS = "/etc/docker/certs.d"
@@ -29,26 +31,29 @@ CONTAINERD_DROPIN = f"{CONTAINERD_DROPIN_DIR}/airgap-registry.toml"
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 
 
+def registry_dir(registry: str) -> str:
+    """`registry` (host or host:port) as the name of its directory under certs.d; FormatError for
+    anything else (a path, '..', blanks)."""
+    host, _, port = registry.rpartition(":") if registry.count(":") == 1 else (registry, "", "")
+    if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise FormatError(f"{registry!r} is not a registry host[:port]")
+    parse_host(host)
+    return registry
+
+
 def hosts_toml(upstream: str, endpoint: str, ca_path: str, path_prefix: str) -> str:
-    """containerd's hosts.toml for one public registry namespace."""
+    """containerd's hosts.toml for one public registry namespace (serialised by formats/toml.py:
+    the endpoint stays one string, the mirror one table key)."""
     mirror = f"https://{endpoint}/v2/{path_prefix}"
-    return (
-        f"# {upstream} is pulled from the private registry only (airgap-infra).\n"
-        f'server = "https://{endpoint}"\n'
-        "\n"
-        f'[host."{mirror}"]\n'
-        '  capabilities = ["pull", "resolve"]\n'
-        f'  ca = "{ca_path}"\n'
-        "  override_path = true\n"
-    )
+    return toml.dumps({
+        "server": f"https://{endpoint}",
+        "host": {mirror: {"capabilities": ["pull", "resolve"], "ca": ca_path, "override_path": True}},
+    }, comment=f"{registry_dir(upstream)} is pulled from the private registry only (airgap-infra).")
 
 
 def containerd_dropin() -> str:
-    return (
-        "version = 2\n"
-        '[plugins."io.containerd.grpc.v1.cri".registry]\n'
-        f'  config_path = "{CONTAINERD_CERTS}"\n'
-    )
+    return toml.dumps({"version": 2, "plugins": {"io.containerd.grpc.v1.cri": {"registry": {
+        "config_path": CONTAINERD_CERTS}}}})
 
 
 DOCKER = programs.load("registry_clients/docker.sh")

@@ -10,17 +10,40 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import oci
 from oci.plan import FillImage, FillPlan
 
+from ..images import ImageRef, parse_image_ref
 from .shell import heredoc_delimiter
 
 # The package as the fill program imports it: `__init__.py` too, so that this `oci` is a regular
 # package and no other `oci` on the machine can take its place.
 SHIPPED = ("__init__.py", "media.py", "plan.py", "registry.py", "fill.py")
 PROGRAM = {module: (Path(oci.__file__).parent / module).read_text() for module in SHIPPED}
+
+
+def registry_key(host: str) -> str:
+    """A registry host as the stack's maps name it: normalised by the image parser (Docker Hub's
+    legacy `index.docker.io` is docker.io) after lowercasing, since DNS does not tell `DOCKER.IO` from
+    docker.io. ValueError (the parser's ImageRefError) when `host` is no registry host."""
+    return parse_image_ref(f"{host.lower()}/airgap/probe:1").registry
+
+
+def source_location(ref: ImageRef, upstreams: Mapping[str, str], layout_dir: str | None) -> str:
+    """Where the fill reads `ref`: its name in an OCI layout, or `docker://` at its registry or at
+    the mirror `upstreams` maps that registry to (keys as `registry_key` writes them)."""
+    if layout_dir is not None:
+        return f"oci:{layout_dir}:{ref.layout_name}"
+    base = upstreams.get(registry_key(ref.registry), ref.registry)
+    return f"docker://{base}/{ref.path}" + (f"@{ref.digest}" if ref.digest else f":{ref.tag}")
+
+
+def source_registry(ref: ImageRef, upstreams: Mapping[str, str]) -> str:
+    """The registry the fill contacts for `ref`, as `registry_key` names it."""
+    return registry_key(upstreams.get(registry_key(ref.registry), ref.registry).split("/", 1)[0])
 
 
 def fill_plan(endpoint: str, images: list[FillImage], *, parallel: int, retries: int) -> str:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import programs, systemd
+from .formats import httpd
+from .formats.hosts import host_port
 from .shell import heredoc_delimiter, put_file, q
 
 UPDATE_PROGRAM = "/usr/local/sbin/airgap-rpm-mirror-update"
@@ -70,13 +72,16 @@ def update_program(spec: RpmMirrorSpec) -> str:
 
 def httpd_site(*, name: str, address: str, port: int, hostname: str, root: str, tls: bool,
                cert_path: str, key_path: str) -> str:
-    """An Apache httpd virtual host (for `server: httpd`)."""
-    ssl = (f"    SSLEngine on\n    SSLCertificateFile {cert_path}\n    SSLCertificateKeyFile {key_path}\n"
+    """An Apache httpd virtual host (for `server: httpd`); every value an httpd token
+    (formats/httpd.py), an IPv6 address bracketed."""
+    listen, root = httpd.token(host_port(address, port)), httpd.token(root)
+    ssl = (f"    SSLEngine on\n    SSLCertificateFile {httpd.token(cert_path)}\n"
+           f"    SSLCertificateKeyFile {httpd.token(key_path)}\n"
            "    SSLProtocol -all +TLSv1.2 +TLSv1.3\n") if tls else ""
     return (
-        f"Listen {address}:{port}\n"
-        f"<VirtualHost {address}:{port}>\n"
-        f"    ServerName {hostname}\n"
+        f"Listen {listen}\n"
+        f"<VirtualHost {listen}>\n"
+        f"    ServerName {httpd.token(hostname)}\n"
         f"{ssl}"
         f"    DocumentRoot {root}\n"
         f"    <Directory {root}>\n"

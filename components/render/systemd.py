@@ -3,37 +3,28 @@
 from __future__ import annotations
 
 from . import programs
+from .formats import systemd as unit_file
 from .shell import put_file, q
 
 PROGRAM = programs.load("systemd/timer.sh")
 
 
 def oneshot_service(description: str, program: str) -> str:
-    return f"""[Unit]
-Description={description}
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=oneshot
-ExecStart={program}
-Nice=10
-IOSchedulingClass=idle
-"""
+    return unit_file.unit([
+        ("Unit", [("Description", unit_file.value(description)), ("After", "network-online.target"),
+                  ("Wants", "network-online.target")]),
+        ("Service", [("Type", "oneshot"), ("ExecStart", unit_file.command([program])), ("Nice", "10"),
+                     ("IOSchedulingClass", "idle")]),
+    ])
 
 
 def timer(description: str, schedule: str) -> str:
-    return f"""[Unit]
-Description={description}
-
-[Timer]
-OnCalendar={schedule}
-Persistent=true
-RandomizedDelaySec=15min
-
-[Install]
-WantedBy=timers.target
-"""
+    return unit_file.unit([
+        ("Unit", [("Description", unit_file.value(description))]),
+        ("Timer", [("OnCalendar", unit_file.value(schedule)), ("Persistent", "true"),
+                   ("RandomizedDelaySec", "15min")]),
+        ("Install", [("WantedBy", "timers.target")]),
+    ])
 
 
 def scheduled_lines(unit: str, description: str, program: str, schedule: str) -> str:

@@ -23,6 +23,7 @@ from .hosts import HostSettings
 from .loader import Settings, SettingsError, load
 from .mattermost import MattermostKubernetesSettings, MattermostS3Settings, MattermostSettings
 from .mirrors import AptMirrorSettings, AptRepoSettings, MirrorClientSettings, RpmMirrorSettings, RpmRepoSettings
+from .network import AllowSettings, AuditSettings, NetworkSettings
 from .registry import DockerRuntimeSettings, FillSettings, RegistrySettings, RegistryUser
 from .tls import ServedTlsSettings, TlsSettings
 
@@ -32,8 +33,10 @@ __all__ = [
     "PROJECT",
     "PROJECT_DIR",
     "AptMirrorSettings",
+    "AllowSettings",
     "AptRepoSettings",
     "ArtifactSettings",
+    "AuditSettings",
     "Ck8sSettings",
     "DockerRuntimeSettings",
     "FileServerSettings",
@@ -44,6 +47,7 @@ __all__ = [
     "MattermostS3Settings",
     "MattermostSettings",
     "MirrorClientSettings",
+    "NetworkSettings",
     "RegistryClientSettings",
     "RegistrySettings",
     "RegistryUser",

@@ -10,40 +10,45 @@ modules build their own types from `Pattern` too; the ones several services shar
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
-import urllib.parse
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Annotated, Any
 
 from annotated_types import Ge, Le
-from cryptography import x509
 from pydantic import AfterValidator, ConfigDict, GetCoreSchemaHandler, Strict
 from pydantic.alias_generators import to_camel
 from pydantic_core import CoreSchema, core_schema
 
 from ..images import parse_image_ref
+from ..render.formats.hosts import DNS_NAME, LABEL, dns_name
+from ..render.formats.urls import check_url
+from .addresses import endpoint, host_address, ip_address, relay
+from .admin_files import PROJECT_DIR, admin_root, confined, project_file, project_output, resolved
+from .key_material import ca_file, certificate_file, pgp_public_key_file
 
 PROJECT = "airgap-infra"
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 # Every settings model: unknown keys are errors, keys are camelCase in the stack file.
 MODEL_CONFIG = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
-# Where persistent data may live on a host: never `/`, `/etc`, `/usr`, `/tmp`, a home directory.
-DATA_ROOTS = ("/srv", "/var/lib", "/var/opt", "/opt", "/data", "/mnt")
+# Where persistent data may live on a host: below a folder the administrator keeps for site data
+# (/srv, /data, /mnt), or below an `airgap` folder of the system's own trees, never beside what
+# packages keep there (/var/lib/dpkg, /opt/containerd): `purge: true` deletes it.
+DATA_ROOTS = ("/srv", "/data", "/mnt", "/var/lib/airgap", "/var/opt/airgap", "/opt/airgap")
 
 
 @dataclasses.dataclass(frozen=True)
 class Pattern:
-    """A field rule: the whole value matches `regex`; otherwise the problem reads `'<value>' <message>`."""
+    """A field rule: the whole value matches `regex`; otherwise the problem reads `'<value>' <message>`.
+
+    Patterns are ASCII (`re.ASCII`): the tools that read these values are, so `\\d` and `\\w` never
+    match a full-width digit or a Cyrillic letter that looks like a Latin one."""
 
     regex: str
     message: str
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        compiled = re.compile(self.regex)
+        compiled = re.compile(self.regex, re.ASCII)
 
         def check(value: str) -> str:
             if not compiled.fullmatch(value):
@@ -59,21 +64,17 @@ def one_of(values: Iterable[str], what: str) -> Pattern:
     return Pattern("|".join(map(re.escape, choices)), f"is not {what}; use one of {', '.join(choices)}")
 
 
-def _lower(value: str) -> str:
-    return value.lower()
-
-
 # DNS labels as Docker Distribution's reference grammar has them (components/images.py).
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_LABEL = LABEL
 DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
-DNS_NAME = rf"(?=.{{1,253}}\Z){DOMAIN}"
 
 HostName = Annotated[str, Pattern(r"[a-z][a-z0-9-]{0,62}",
                                   "is not a host name; use lowercase letters, digits and '-', starting with a letter")]
 SecretName = Annotated[str, Pattern(r"[A-Za-z][A-Za-z0-9_-]{0,63}",
                                     "is not a secret name; use letters, digits, '_' and '-', starting with a letter")]
 DnsName = Annotated[str, Pattern(DNS_NAME, "is not a DNS name; use letters, digits, '-' and '.'"),
-                    AfterValidator(_lower)]
+                    AfterValidator(dns_name)]
+"""A DNS name (lowercased); never one that reads as an IPv4 address (`127.1`)."""
 Port = Annotated[int, Strict(), Ge(1), Le(65535)]
 Flag = Annotated[bool, Strict()]
 Days = Annotated[int, Strict(), Ge(1), Le(3650)]
@@ -88,7 +89,7 @@ AbsolutePath = Annotated[
 
 DataPath = Annotated[
     AbsolutePath,
-    Pattern("(?:" + "|".join(map(re.escape, DATA_ROOTS)) + ")/.+",
+    Pattern("(?:" + "|".join(map(re.escape, DATA_ROOTS)) + ")/[^/].*",
             f"is outside the data roots; use a directory below one of {', '.join(DATA_ROOTS)}"),
 ]
 """Where a service keeps persistent data on its host."""
@@ -97,67 +98,23 @@ ProjectOutput = Annotated[
     str,
     Pattern(r"(?!/)(?!(?:.*/)?\.\.(?:/|\Z))[^\x00]+", "is not a relative path inside the project directory (no '..')"),
     Pattern(r"[A-Za-z0-9._/-]+", "may hold only letters, digits and . _ / -"),
+    AfterValidator(project_output),
 ]
-"""A file the program writes on the admin machine, relative to the project directory."""
+"""A file the program writes on the admin machine, relative to the project directory: never in a
+hidden folder, never over the project's own files (admin_files.py)."""
 
 
-def _address(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    if not re.fullmatch(DNS_NAME, value):
-        raise ValueError(f"{value!r} is neither an IP address nor a DNS name")
-    return value.lower()
-
-
-def _project_path(value: str) -> Path:
-    return Path(value) if Path(value).is_absolute() else PROJECT_DIR / value
-
-
-def project_file(value: str) -> str:
-    """The absolute path of a file on the admin machine given relative to the project (or absolute)."""
-    if "\x00" in value or not value:
-        raise ValueError("must be a file path")
-    if not _project_path(value).is_file():
-        raise ValueError(f"file {value!r} not found (paths are relative to the project directory)")
-    return str(_project_path(value))
-
-
-def _certificate_file(value: str) -> str:
-    path = project_file(value)
-    try:
-        certificates = x509.load_pem_x509_certificates(Path(path).read_bytes())
-    except ValueError:
-        certificates = []
-    if not certificates:
-        raise ValueError(f"{value!r} holds no PEM certificate; give the PEM file (chain allowed)")
-    return path
-
-
-def _pgp_public_key_file(value: str) -> str:
-    path = project_file(value)
-    if "-----BEGIN PGP PUBLIC KEY BLOCK-----" not in Path(path).read_text(errors="replace"):
-        raise ValueError(f"{value!r} is not an armored OpenPGP public key; export one with `gpg --armor --export`")
-    return path
-
-
-def _oci_layout(value: str) -> str:
-    path = _project_path(value)
+def _oci_layout(value: str, info: Any) -> str:
+    path = resolved(value)
     if not (path / "oci-layout").is_file() or not (path / "index.json").is_file():
         raise ValueError(f"{value!r} is not an OCI image layout (no oci-layout and index.json in it)")
     if ":" in str(path):
         raise ValueError(f"{value!r}: an OCI layout path may not contain ':' (skopeo's oci: syntax)")
-    return str(path)
+    return str(confined(path, value, info))
 
 
 def _url(value: str) -> str:
-    parsed = urllib.parse.urlsplit(value)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
-        raise ValueError(f"{value!r} is not an http:// or https:// URL without query or fragment")
-    if not re.fullmatch(r"[A-Za-z0-9._~:/%+@-]+", value) or "/../" in parsed.path + "/":
-        raise ValueError(f"{value!r} holds characters a URL here may not (spaces, quotes, '..', …)")
-    return value.rstrip("/")
+    return check_url(value).rstrip("/")
 
 
 def _image_reference(value: str) -> str:
@@ -165,17 +122,35 @@ def _image_reference(value: str) -> str:
     return value
 
 
-Address = Annotated[str, AfterValidator(_address)]
-"""An IP address (normalised) or a DNS name (lowercased)."""
+Address = Annotated[str, AfterValidator(host_address)]
+"""An IP address (normalised) or a DNS name (lowercased) of one machine (addresses.py)."""
+IpAddress = Annotated[str, AfterValidator(ip_address)]
+"""An IP address (normalised) of one machine."""
+Relay = Annotated[str, AfterValidator(relay)]
+"""`host:port` of a service outside the stack (a mail relay); an IPv6 address in brackets."""
+Endpoint = Annotated[str, AfterValidator(endpoint)]
+"""`host` or `host:port` of a service outside the stack (an object store)."""
 ProjectFile = Annotated[str, AfterValidator(project_file)]
-"""A file on the admin machine, relative to the project directory (or absolute); becomes absolute."""
-CertificateFile = Annotated[str, AfterValidator(_certificate_file)]
-"""A project file holding at least one PEM certificate."""
-PgpPublicKeyFile = Annotated[str, AfterValidator(_pgp_public_key_file)]
-"""A project file holding an armored OpenPGP public key."""
+"""A file on the admin machine, relative to the project directory (or absolute, below an
+`adminFileRoots` entry); becomes absolute and resolved."""
+AdminRoot = Annotated[str, AfterValidator(admin_root)]
+"""A directory on the admin machine the stack may read files from, besides the project."""
+CertificateFile = Annotated[str, AfterValidator(certificate_file)]
+"""A project file holding PEM certificates and nothing else."""
+CaFile = Annotated[str, AfterValidator(ca_file)]
+"""A project file holding PEM CA certificates and nothing else."""
+PgpPublicKeyFile = Annotated[str, AfterValidator(pgp_public_key_file)]
+"""A project file holding armored OpenPGP public keys and nothing else."""
 OciLayout = Annotated[str, AfterValidator(_oci_layout)]
 """An OCI image layout directory on the admin machine, carried across the gap."""
 Url = Annotated[str, AfterValidator(_url)]
-"""An http(s) URL without query or fragment, safe to write unquoted; trailing '/' dropped."""
+"""An http(s) URL without credentials, query or fragment, safe to write unquoted; trailing '/' dropped."""
 ImageReference = Annotated[str, AfterValidator(_image_reference)]
 """An image reference Docker Distribution accepts, pinned by tag or digest."""
+
+__all__ = [
+    "DATA_ROOTS", "DOMAIN", "MODEL_CONFIG", "PROJECT", "PROJECT_DIR", "AbsolutePath", "Address", "AdminRoot",
+    "CaFile", "CertificateFile", "DataPath", "Days", "DnsName", "Endpoint", "Flag", "HostName", "ImageReference",
+    "IpAddress", "OciLayout", "Pattern", "PgpPublicKeyFile", "Port", "ProjectFile", "ProjectOutput", "Relay",
+    "SecretName", "Sha256", "Url", "one_of", "project_file",
+]

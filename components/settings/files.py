@@ -7,24 +7,27 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from annotated_types import MaxLen
+from pydantic import AfterValidator
 from pydantic.dataclasses import dataclass
 
 from .fields import (
     MODEL_CONFIG,
-    Address,
     DataPath,
     DnsName,
     Flag,
     HostName,
     ImageReference,
+    IpAddress,
     OciLayout,
     Pattern,
     Port,
     ProjectFile,
     ProjectOutput,
+    Relay,
     Sha256,
     Url,
 )
+from .registry import normalised_registry
 from .rules import (
     GIVEN,
     Root,
@@ -44,7 +47,9 @@ from .tls import ServedTlsSettings
 ArtifactPath = Annotated[str, Pattern(
     r"(?!airgap-|SHA256SUMS\Z)[A-Za-z0-9][A-Za-z0-9._+-]*(?:/[A-Za-z0-9][A-Za-z0-9._+-]*)*",
     "is not an artifact path (relative, letters, digits, . _ + -, no '..', not SHA256SUMS or airgap-*)")]
-PublicRegistry = Annotated[DnsName, Pattern(r".*\..*", "is not a registry host name (e.g. docker.io, quay.io)")]
+PublicRegistry = Annotated[DnsName, Pattern(r".*\..*", "is not a registry host name (e.g. docker.io, quay.io)"),
+                           AfterValidator(normalised_registry)]
+"""A public registry's host, normalised as image references are (`index.docker.io` is docker.io)."""
 Email = Annotated[str, Pattern(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
                                "is not an e-mail address; use name@domain")]
 
@@ -83,7 +88,8 @@ class FileServerSettings:
 class RegistryClientSettings:
     """A node whose container runtime pulls from the private registry, trusting its CA."""
 
-    RULES: ClassVar[Rules] = (host_exists("host"), needs("registry"), at_least_one_on("docker", "containerd"))
+    RULES: ClassVar[Rules] = (host_exists("host"), needs("registry"), at_least_one_on("docker", "containerd"),
+                              unique("upstreams[*]", why="each registry gets one hosts.toml"))
 
     host: HostName
     docker: Flag = False
@@ -148,9 +154,9 @@ class Ck8sSettings:
     """File server paths of OpenSearch plugin zips."""
     dns_zone: DnsName | None = None
     """Internal DNS zone node-local-dns forwards to `dns_servers`."""
-    dns_servers: tuple[Address, ...] = ()
+    dns_servers: tuple[IpAddress, ...] = ()
     alert_email: Email | None = None
     """Where Alertmanager sends alerts (through `smtp_smarthost`)."""
-    smtp_smarthost: str | None = None
-    """`host:port` of the internal mail relay."""
-    smtp_from: str | None = None
+    smtp_smarthost: Relay | None = None
+    """`host:port` of the internal mail relay (`[v6]:port` for an IPv6 address)."""
+    smtp_from: Email | None = None

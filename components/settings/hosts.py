@@ -28,7 +28,7 @@ def _host_key(value: str) -> str:
         )
     try:
         blob = base64.b64decode(parts[1], validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: not ASCII
         raise ValueError("host key data is not base64; copy the key from `ssh-keyscan`") from None
     if len(blob) < 4 or blob[4 : 4 + int.from_bytes(blob[:4], "big")].decode(errors="replace") != (
         "ssh-rsa" if parts[0].startswith("rsa-sha2") else parts[0]

@@ -15,15 +15,20 @@ import pulumi
 from pydantic import TypeAdapter, ValidationError
 
 from ..images import ImageRef, parse_image_ref
+from ..render.formats.hosts import host_port, url_host
+from .admin_files import ROOTS
 from .collector import collect, item_path
-from .fields import PROJECT, HostName, ImageReference
+from .fields import PROJECT, AdminRoot, HostName, ImageReference
 from .files import Ck8sSettings, FileServerSettings, RegistryClientSettings, TrivyDbSettings
 from .harbor import HarborSettings
 from .hosts import HostSettings
+from .key_material import SecretsStaySecret, plain_secret_entries
 from .mattermost import MattermostSettings
 from .mirrors import AptMirrorSettings, MirrorClientSettings, RpmMirrorSettings
+from .network import NetworkSettings
 from .registry import RegistrySettings
 from .rules import Rules, distinct_ports, needs, unique
+from .whole_stack import DistinctStorage, OneNetwork
 
 
 class SettingsError(ValueError):
@@ -43,7 +48,11 @@ class Settings:
         unique("images[*]"),
         unique("mirror_clients[*].host"),
         unique("registry_clients[*].host"),
-        distinct_ports("registry", "apt_mirror", "rpm_mirror", "file_server", "harbor"),
+        distinct_ports("registry", "apt_mirror", "rpm_mirror", "file_server", "harbor", "mattermost",
+                       host_fields={"mattermost": "docker_host"}),
+        DistinctStorage(),
+        OneNetwork(),
+        SecretsStaySecret(),
     )
 
     stack: str
@@ -59,6 +68,9 @@ class Settings:
     ck8s: Ck8sSettings | None = None
     harbor: HarborSettings | None = None
     mattermost: MattermostSettings | None = None
+    network: NetworkSettings = NetworkSettings()
+    admin_file_roots: tuple[str, ...] = ()
+    """Directories on the admin machine, besides the project, the stack may read files from."""
     secret_values: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     def secret(self, name: str) -> pulumi.Output[str]:
@@ -74,17 +86,19 @@ class Settings:
     def harbor_endpoint(self) -> str:
         assert self.harbor is not None
         host = self.harbor.hostname or self.hosts[self.harbor.host].address
-        return host if self.harbor.port == 443 else f"{host}:{self.harbor.port}"
+        return url_host(host) if self.harbor.port == 443 else host_port(host, self.harbor.port)
 
     def registry_endpoint(self) -> str:
-        """`hostname:port` clients use for the private registry."""
+        """`hostname:port` clients use for the private registry (`[v6]:port` for an IPv6 address)."""
         assert self.registry is not None
         host = self.registry.hostname or self.hosts[self.registry.host].address
-        return f"{host}:{self.registry.port}"
+        return host_port(host, self.registry.port)
 
 
 # Top-level key -> (Settings field, how its value is parsed). `secrets` is read apart: it stays secret.
+# `adminFileRoots` comes first: the file fields of every other section are checked against it.
 SECTIONS: dict[str, tuple[str, TypeAdapter[Any]]] = {
+    "adminFileRoots": ("admin_file_roots", TypeAdapter(tuple[AdminRoot, ...])),
     "hosts": ("hosts", TypeAdapter(dict[HostName, HostSettings])),
     "registry": ("registry", TypeAdapter(RegistrySettings | None)),
     "images": ("images", TypeAdapter(tuple[ImageReference, ...])),
@@ -97,11 +111,12 @@ SECTIONS: dict[str, tuple[str, TypeAdapter[Any]]] = {
     "ck8s": ("ck8s", TypeAdapter(Ck8sSettings | None)),
     "harbor": ("harbor", TypeAdapter(HarborSettings | None)),
     "mattermost": ("mattermost", TypeAdapter(MattermostSettings | None)),
+    "network": ("network", TypeAdapter(NetworkSettings)),
 }
 KNOWN_KEYS = (*SECTIONS, "secrets")
 # Components configured by one object: `{}` (their default in Pulumi.yaml) leaves them out.
 OPTIONAL_OBJECTS = ("registry", "aptMirror", "rpmMirror", "fileServer", "trivyDb", "ck8s", "harbor", "mattermost")
-LISTS = ("images", "mirrorClients", "registryClients")
+LISTS = ("adminFileRoots", "images", "mirrorClients", "registryClients")
 
 
 def load(config: pulumi.Config | None = None) -> Settings:
@@ -112,24 +127,29 @@ def load(config: pulumi.Config | None = None) -> Settings:
 
     parsed: dict[str, Any] = {}
     for key, (field, adapter) in SECTIONS.items():
-        value = config.get_object(key)
+        try:
+            value = config.get_object(key)
+        except pulumi.ConfigTypeError:
+            problems.append(f"{key}: must be a {'list' if key in LISTS else 'map'}; see Pulumi.yaml for its shape")
+            continue
         if key in OPTIONAL_OBJECTS and value == {}:
             value = None
         elif value is None and key not in OPTIONAL_OBJECTS:
             value = [] if key in LISTS else {}
         try:
-            parsed[field] = adapter.validate_python(value)
+            parsed[field] = adapter.validate_python(value, context={ROOTS: parsed.get("admin_file_roots", ())})
         except ValidationError as error:
             problems.extend(_describe(key, error))
 
-    secrets = _secrets(config.get_object("secrets"), problems)
+    secrets = _secrets(config.get_object("secrets"), problems, pulumi.get_stack())
     settings = Settings(
         stack=pulumi.get_stack(),
         hosts=parsed.get("hosts", {}),
         registry=parsed.get("registry"),
         images=tuple(parse_image_ref(text) for text in parsed.get("images", ())),
         **{field: parsed[field] for field in ("apt_mirror", "rpm_mirror", "mirror_clients", "file_server",
-                                              "registry_clients", "trivy_db", "ck8s", "harbor", "mattermost")
+                                              "registry_clients", "trivy_db", "ck8s", "harbor", "mattermost",
+                                              "network", "admin_file_roots")
            if field in parsed},
         secret_values=secrets,
     )
@@ -140,8 +160,9 @@ def load(config: pulumi.Config | None = None) -> Settings:
     return settings
 
 
-def _secrets(value: object, problems: list[str]) -> dict[str, str]:
-    """The `secrets` map, refused when it is not a map of strings or not stored as a secret."""
+def _secrets(value: object, problems: list[str], stack: str) -> dict[str, str]:
+    """The `secrets` map, refused when it is not a map of strings or not stored as a secret: as a
+    whole (what Pulumi says), and entry by entry (what the stack file says, when there is one)."""
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
@@ -151,6 +172,11 @@ def _secrets(value: object, problems: list[str]) -> dict[str, str]:
     if value and not pulumi.runtime.is_config_secret(f"{PROJECT}:secrets"):
         problems.append("secrets: holds plain-text values; set every entry with "
                         "`pulumi config set --secret --path secrets.<name> …`")
+    else:
+        for name in plain_secret_entries(stack, PROJECT) or ():
+            if name in value:  # never quote the value
+                problems.append(f"{item_path('secrets', name)}: stored in plain text in Pulumi.{stack}.yaml; set it "
+                                f"with `pulumi config set --secret --path secrets.{name} …`")
     return dict(value)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Iterator
+from typing import Annotated, Any, ClassVar, Literal
 
 from annotated_types import Ge, Le, MaxLen, MinLen
 from pydantic import Strict
 from pydantic.dataclasses import dataclass
 
+from ..render.formats.hosts import is_ipv6
 from .fields import (
     MODEL_CONFIG,
     AbsolutePath,
@@ -24,6 +26,7 @@ from .fields import (
 )
 from .rules import (
     GIVEN,
+    Root,
     Rules,
     SecretKind,
     at_least_one_on,
@@ -38,8 +41,13 @@ from .rules import (
 )
 from .tls import ServedTlsSettings
 
+# The folders a mirror serves repositories from also hold its own `airgap-reports`; clients keep
+# `airgap-*` files and folders of their own beside the sources and .repo files.
+NOT_OURS = Pattern(r"(?!airgap-).*", "is reserved: airgap-* names are the mirrors' own (reports, keys, moved "
+                                     "sources); choose another")
 MirrorName = Annotated[str, Pattern(r"[a-z0-9][a-z0-9-]{0,40}",
-                                    "is not a mirror name; use lowercase letters, digits and '-' (at most 41)")]
+                                    "is not a mirror name; use lowercase letters, digits and '-' (at most 41)"),
+                       NOT_OURS]
 Suite = Annotated[str, Pattern(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._+/-]{0,63}",
                                "is not a distribution/suite name (e.g. bookworm, bookworm-updates)")]
 Component = Annotated[str, Pattern(r"[a-z0-9][a-z0-9._+-]{0,31}", "is not a component name (e.g. main, contrib)")]
@@ -49,10 +57,10 @@ RpmArch = Annotated[str, one_of(("x86_64", "aarch64", "ppc64le", "s390x", "i686"
 AptlyFilter = Annotated[str, Pattern(
     r"[A-Za-z0-9 ._+:~(),|!<>=$*-]{1,512}",
     "is not an aptly filter; use letters, digits, spaces and . _ + : ~ ( ) , | ! < > = $ * -")]
-OnCalendar = Annotated[str, Pattern(r"[A-Za-z0-9*:,./~ -]{1,64}",
+OnCalendar = Annotated[str, Pattern(r"(?! )[A-Za-z0-9*:,./~ -]{1,64}(?<! )",
                                     "is not a systemd OnCalendar expression (e.g. daily, Mon *-*-* 03:00:00)")]
 RepoId = Annotated[str, Pattern(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}",
-                                "is not a repository id; use letters, digits, '.', '_', ':' and '-'")]
+                                "is not a repository id; use letters, digits, '.', '_', ':' and '-'"), NOT_OURS]
 Keep = Annotated[int, Strict(), Ge(1), Le(100)]
 
 GPG_PRIVATE_KEY = SecretKind(
@@ -93,10 +101,22 @@ class AptRepoSettings:
     """Mirror without checking the upstream's signature. Never, unless you must."""
 
 
+class _AptScopesItsCa:
+    """apt trusts the mirror's CA for its host name alone (`Acquire::https::<host>::CaInfo`), which
+    cannot be an IPv6 address."""
+
+    def check(self, model: Any, path: str, root: Root) -> Iterator[str]:
+        host = root.hosts.get(model.host)
+        if model.tls.mode != "none" and model.hostname is None and host is not None and is_ipv6(host.address):
+            yield (f"{path}.hostname: required when the host's address is IPv6 ({host.address}); apt scopes the "
+                   "mirror's CA to a host name or IPv4 address")
+
+
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class AptMirrorSettings:
     RULES: ClassVar[Rules] = (
         host_exists("host"),
+        _AptScopesItsCa(),
         secret_exists("signing_key_secret", when={"method": "aptly"}, holds=GPG_PRIVATE_KEY),
         unique("repos[*].name"),
         only_with("repos[*].tree", when={"method": "aptly"}),

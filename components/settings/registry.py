@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 from annotated_types import Ge, Le, MaxLen, MinLen
-from pydantic import AfterValidator, Field, Strict
+from pydantic import AfterValidator, BeforeValidator, Field, Strict
 from pydantic.dataclasses import dataclass
 
 from ..images import ImageRefError, parse_image_ref
+from ..render.registry_fill import source_registry
+from .collector import item_path
 from .fields import (
     DOMAIN,
     MODEL_CONFIG,
@@ -24,26 +26,60 @@ from .fields import (
     ProjectOutput,
     SecretName,
 )
-from .rules import Rules, host_exists, required_if, secret_exists, unique
+from .rules import Root, Rules, host_exists, required_if, secret_exists, unique
 from .tls import TlsSettings
 
+_PROBE = "airgap/probe:1"  # a repository path no registry name can be mistaken for
 
-def _registry_host(value: str) -> str:
-    """A registry as Docker names one: a host with a '.' or a port, or localhost."""
+
+def registry_name(value: str) -> str | None:
+    """`value` as the stack's maps name a registry (render/registry_fill.py `registry_key`: lowercase,
+    Docker Hub's legacy name as docker.io), or None when an image reference would not read it as a
+    registry host at all."""
     try:
-        parse_image_ref(f"{value}/x:1")
-    except ImageRefError:
-        valid = False
-    else:
-        valid = "." in value or ":" in value or value == "localhost"
-    if not valid:
+        ref = parse_image_ref(f"{value.lower()}/{_PROBE}")
+    except (ImageRefError, ValueError):
+        return None
+    if ref.path != _PROBE.split(":")[0] or not ("." in ref.registry or ":" in ref.registry
+                                                  or ref.registry == "localhost"):
+        return None
+    return ref.registry
+
+
+def normalised_registry(value: str) -> str:
+    """A registry as Docker names one (a host with a '.' or a port, or localhost), normalised by
+    the image parser: `DOCKER.IO` and `index.docker.io` are docker.io."""
+    name = registry_name(value)
+    if name is None:
         raise ValueError(f"{value!r} is not a registry host[:port]; use a name like docker.io or localhost:5000")
+    return name
+
+
+def _upstream_mirror(value: str) -> str:
+    """A mirror's first element must read as a registry: `mirror/x` would be Docker Hub's `mirror/x`."""
+    if registry_name(value.split("/", 1)[0]) is None:
+        raise ValueError(f"{value!r} does not start with a registry host (a name with a '.' or a port, or "
+                         "localhost); skopeo would fetch it from Docker Hub")
     return value
 
 
-RegistryHost = Annotated[str, AfterValidator(_registry_host)]
+def _one_key_per_registry(value: object) -> object:
+    """Two keys the parser reads as one registry (`docker.io`, `DOCKER.IO`) would leave one unused."""
+    if isinstance(value, Mapping):
+        seen: dict[str, str] = {}
+        for key in value:
+            name = registry_name(key) if isinstance(key, str) else None
+            if name is not None and name in seen:
+                raise ValueError(f"{seen[name]!r} and {key!r} both name the registry {name}; keep one")
+            if name is not None:
+                seen[name] = key
+    return value
+
+
+RegistryHost = Annotated[str, AfterValidator(normalised_registry)]
 UpstreamMirror = Annotated[str, Pattern(rf"{DOMAIN}(?::[0-9]{{1,5}})?(?:/[a-z0-9]+(?:[._/-]+[a-z0-9]+)*)?",
-                                        "is not host[:port][/path] (with a lowercase path)")]
+                                        "is not host[:port][/path] (with a lowercase path)"),
+                           AfterValidator(_upstream_mirror)]
 RegistryUserName = Annotated[str, Pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
                                           "is not a registry user name; use letters, digits, '.', '_' and '-'")]
 
@@ -66,8 +102,26 @@ class DockerRuntimeSettings:
     """The image name:tag inside that archive."""
 
 
+class _FetchedWhereMapped:
+    """The fill never fetches from a registry the stack maps elsewhere: a mirror named for one
+    registry that is itself the key of another mapping (`quay.io: docker.io/quay` while docker.io
+    goes to a transfer mirror) would reach that registry directly."""
+
+    def check(self, model: Any, path: str, root: Root) -> Iterator[str]:
+        if model.oci_layout is not None:
+            return
+        for index, ref in enumerate(root.images):
+            reached = source_registry(ref, model.upstreams)
+            if reached in model.upstreams and registry_name(model.upstreams[reached].split("/", 1)[0]) != reached:
+                yield (f"{item_path(path + '.upstreams', ref.registry)}: images[{index}] ({ref}) would be fetched "
+                       f"from {reached}, which this stack maps to {model.upstreams[reached]}; map {ref.registry} "
+                       "to the mirror itself")
+
+
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class FillSettings:
+    RULES: ClassVar[Rules] = (_FetchedWhereMapped(),)
+
     runner: Literal["host", "admin"] = "host"
     """Where skopeo runs: on the registry host, or on the admin machine."""
     parallel: Annotated[int, Strict(), Ge(1), Le(16)] = 4
@@ -76,8 +130,10 @@ class FillSettings:
     """Attempts after a failed copy, with back-off."""
     oci_layout: OciLayout | None = None
     """Copy from this OCI layout (carried across the gap) instead of from registries."""
-    upstreams: Mapping[RegistryHost, UpstreamMirror] = Field(default_factory=dict)
-    """Where each public registry is fetched from, e.g. `docker.io: mirror.corp:5000/dockerhub`."""
+    upstreams: Annotated[Mapping[RegistryHost, UpstreamMirror], BeforeValidator(_one_key_per_registry)] = Field(
+        default_factory=dict)
+    """Where each public registry is fetched from, e.g. `docker.io: mirror.corp:5000/dockerhub`; keys are
+    normalised as image references are (`index.docker.io` is docker.io)."""
     lock_file: ProjectOutput | None = "image-lock.json"
     """Image lock written on the admin machine (relative to the project); null to skip."""
 

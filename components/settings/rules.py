@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from ..images import parse_image_ref
@@ -22,7 +22,7 @@ from .collector import GIVEN, Condition, Root, Rule, Rules, collect, given, hold
 
 __all__ = [
     "GIVEN", "Root", "Rule", "Rules", "SecretKind", "at_least_one_on", "collect", "digest_matches", "distinct_ports",
-    "exactly_one", "host_exists", "image_listed", "mutually_exclusive", "needs", "only_with", "refers_to",
+    "exactly_one", "host_exists", "image_listed", "machine", "mutually_exclusive", "needs", "only_with", "refers_to",
     "required_if", "required_together", "secret_exists", "unique",
 ]
 
@@ -274,24 +274,43 @@ def image_listed(field: str) -> Rule:
     return _ImageListed(field)
 
 
+def machine(root: Root, host_name: str) -> tuple[str, ...]:
+    """A host's address (with its bastion's), so that two names for one machine are one; its name
+    when it is not configured."""
+    host = root.hosts.get(host_name)
+    if host is None:
+        return ("name", host_name)
+    via = root.hosts.get(host.bastion) if host.bastion else None
+    return ("address", host.address, f"{via.address}:{via.port}" if via is not None else "")
+
+
 @dataclasses.dataclass(frozen=True)
 class _DistinctPorts:
     sections: tuple[str, ...]
+    host_fields: tuple[tuple[str, str], ...]
 
     def check(self, model: Any, path: str, root: Root) -> Iterator[str]:
-        taken: dict[tuple[str, int], str] = {}
+        taken: dict[tuple[tuple[str, ...], int], tuple[str, str]] = {}
+        for name, host in sorted(root.hosts.items()):  # each host's sshd
+            if host is not None:
+                taken.setdefault((machine(root, name), host.port), (f"{key_path('hosts', name)}.port (SSH)", name))
+        fields = dict(self.host_fields)
         for section in self.sections:
             service = getattr(model, section)
-            if service is None:
+            host_name = getattr(service, fields.get(section, "host"), None) if service is not None else None
+            if host_name is None:
                 continue
-            where = key_path(path, section)
-            if (other := taken.get((service.host, service.port))) is not None:
-                yield (f"{where}.port: {service.port} is also {other}.port on host {service.host!r}; "
-                       "give each service its own port")
-            else:
-                taken[(service.host, service.port)] = where
+            where, place = key_path(path, section), machine(root, host_name)
+            other = taken.get((place, service.port))
+            if other is None:
+                taken[(place, service.port)] = (f"{where}.port", host_name)
+                continue
+            same = "" if other[1] == host_name else f" (the same machine as host {other[1]!r})"
+            yield (f"{where}.port: {service.port} is also {other[0]} on host {host_name!r}{same}; "
+                   "give each service its own port")
 
 
-def distinct_ports(*sections: str) -> Rule:
-    """No two of the top-level services `sections` listen on the same port of the same host."""
-    return _DistinctPorts(sections)
+def distinct_ports(*sections: str, host_fields: Mapping[str, str] | None = None) -> Rule:
+    """No two listeners on one machine's port: each host's SSH and the services `sections` (each on
+    its `host`, or the field `host_fields` names). Machines are told apart by address."""
+    return _DistinctPorts(sections, tuple(sorted((host_fields or {}).items())))

@@ -19,14 +19,16 @@ airgap_harbor_unpack() {  # ARCHIVE INSTALL_DIR: the installer unpacked into INS
   fi
 }
 
-# HARBOR_YML INSTALL_DIR CERT KEY: install.sh (docker compose down/up of every Harbor container)
-# runs only when what it installs changed: the version, harbor.yml, or the certificate.
+# HARBOR_YML INSTALL_DIR SCANNER FILE...: install.sh (docker compose down/up of every Harbor
+# container) runs only when what it installs changed: the version, harbor.yml, SCANNER (the flag
+# --with-trivy, or empty) or a FILE prepare reads (certificate, key, the CA it trusts).
 airgap_harbor_install() {
-  local dir=$2 want
+  local dir=$2 scanner=$3 want
   install -m 0600 "$1" "$dir/harbor.yml"
-  want=$(cat "$dir/harbor.yml" "$3" "$4" | sha256sum | cut -d' ' -f1)
+  shift 3
+  want=$({ cat "$dir/harbor.yml" "$@"; printf '%s' "$scanner"; } | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$dir/.airgap-installed" 2>/dev/null)" != "$want" ]; then
-    (cd "$dir" && ./install.sh --with-trivy) >&2
+    (cd "$dir" && ./install.sh ${scanner:+"$scanner"}) >&2
     echo "$want" > "$dir/.airgap-installed"
   else
     echo 'harbor: installed and unchanged; install.sh not run' >&2

@@ -1,11 +1,14 @@
 """MattermostAirgapConfig under the mock runtime, for the kubernetes (operator and Helm) and docker
 targets: the pull secret, the images, the air-gap settings, secrets kept out of plain inputs,
-and the Kubernetes objects validated against Kubernetes' published schemas."""
+and the Kubernetes objects validated against Kubernetes' published schemas. The air-gap table
+is checked against Mattermost's own config model, the settings of its prepackaged plugins and the
+defaults that reach the internet (tests/data names each source)."""
 
 import base64
 import copy
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -15,8 +18,10 @@ import pytest
 from components.render import mattermost as render
 from offline.program import is_secret, plain_parts, reveal, run_program
 from offline.stackfile import load_stack
+from policy.policies import check_mattermost
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+STATES = "PluginSettings.PluginStates"
 
 
 def mattermost_keys() -> set[str]:
@@ -25,14 +30,38 @@ def mattermost_keys() -> set[str]:
             if line.strip() and not line.startswith("#")}
 
 
+def plugin_keys() -> dict[str, dict[str, object]]:
+    """Plugin id → {config path: manifest default} of every prepackaged plugin, its state included."""
+    plugins: dict[str, dict[str, object]] = {}
+    current: dict[str, object] = {}
+    for line in (DATA / "mattermost_plugin_keys.txt").read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("plugin "):
+            current = plugins.setdefault(line.split()[1], {})
+        elif line.startswith(STATES):
+            current[line] = None
+        else:
+            key, default = line.split(" ", 1)
+            current[key] = json.loads(default)
+    return plugins
+
+
 def test_every_air_gap_key_and_env_name_is_real():
     keys = mattermost_keys()
-    assert len(keys) > 400
+    plugins = plugin_keys()
+    assert len(keys) > 400 and len(plugins) >= 12
     for setting in render.AIRGAP_SETTINGS:
+        assert setting.why and re.search(r"mattermost/mattermost[\w-]*[ @]", setting.source), setting.key
+        if setting.plugin is not None:
+            map_key, plugin_id, field = setting.plugin
+            assert setting.key in plugins.get(plugin_id, {}), f"{setting.key} is no prepackaged plugin's setting"
+            assert map_key in keys and setting.env == f"MM_{map_key.upper().replace('.', '_')}"
+            assert field == field.lower() or map_key == STATES, "the server keeps plugin keys lower-cased"
+            continue
         assert setting.key in keys, f"{setting.key} is not in Mattermost's config model"
         section, field = setting.key.split(".")
         assert setting.env == f"MM_{section.upper()}_{field.upper()}"
-        assert setting.why
     for required in ("EmailSettings.SendPushNotifications", "EmailSettings.PushNotificationServer",
                      "ServiceSettings.EnableLinkPreviews", "PluginSettings.EnableMarketplace",
                      "PluginSettings.EnableRemoteMarketplace", "PluginSettings.AutomaticPrepackagedPlugins",
@@ -40,6 +69,108 @@ def test_every_air_gap_key_and_env_name_is_real():
                      "AnnouncementSettings.AdminNoticesEnabled", "AnnouncementSettings.UserNoticesEnabled",
                      "ServiceSettings.EnableGifPicker", "ImageProxySettings.Enable"):
         assert required in render.AIRGAP_KEYS
+
+
+def test_every_prepackaged_plugin_has_its_state_in_the_table():
+    values = render.airgap_values()
+    for plugin_id in plugin_keys():
+        assert f"{STATES}.{plugin_id}.Enable" in render.AIRGAP_KEYS, plugin_id
+    # What runs without the internet, as upstream enables it: Calls and Playbooks; never the NPS survey.
+    assert values[f"{STATES}.com.mattermost.calls.Enable"] is True and values[f"{STATES}.playbooks.Enable"] is True
+    assert values[f"{STATES}.com.mattermost.nps.Enable"] is False
+    assert values["PluginSettings.AutomaticPrepackagedPlugins"] is True, "the image's plugins need no internet"
+
+
+INTERNET = re.compile(r"://|\b(?:stun|turn)s?:|\.(?:com|net|io|org)\b")
+
+
+def test_no_plugin_default_that_reaches_the_internet_is_left_on():
+    values = render.airgap_values()
+    checked = []
+    for plugin_id, settings in plugin_keys().items():
+        enabled = values[f"{STATES}.{plugin_id}.Enable"]
+        for key, default in settings.items():
+            if isinstance(default, str) and INTERNET.search(default):
+                checked.append(key)
+                if enabled or key in values:
+                    assert key in values and not INTERNET.search(str(values[key])), key
+    assert "PluginSettings.Plugins.com.mattermost.calls.iceserversconfigs" in checked
+    assert "PluginSettings.Plugins.com.github.manland.mattermost-plugin-gitlab.gitlaburl" in checked
+
+
+def test_every_config_default_that_reaches_the_internet_is_covered():
+    keys, values = mattermost_keys(), render.airgap_values()
+    lines = [line.split() for line in (DATA / "mattermost_internet_defaults.txt").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert len(lines) > 20
+    for path, default, cover in lines:
+        assert path in keys, path
+        if cover == "storage":
+            for kind in ("local", "s3"):
+                env = render.file_storage_env(kind=kind, s3_endpoint="minio.internal:9000", s3_bucket="b")
+                assert env["MM_FILESETTINGS_DRIVERNAME"] == "local" or "amazonaws" not in env[render.env_name(path)]
+            continue
+        key = cover.removeprefix("table:")
+        assert key in values, f"{path} ({default}) is covered by {key}, which the table lacks"
+        assert str(values[key]) != default and "mattermost.com" not in str(values[key]), key
+
+
+def test_plugin_entries_become_two_json_maps_and_read_back():
+    env = render.environment(site_url="https://chat.example", database_env="MM_SQLSETTINGS_DATASOURCE",
+                             file_storage={}, overrides={
+                                 "PluginSettings.Plugins.com.mattermost.calls.icehostoverride": "10.0.0.7",
+                                 f"{STATES}.jira.Enable": True})
+    plugins = json.loads(env["MM_PLUGINSETTINGS_PLUGINS"])
+    states = json.loads(env["MM_PLUGINSETTINGS_PLUGINSTATES"])
+    assert plugins["com.mattermost.calls"]["iceserversconfigs"] == ""
+    assert plugins["com.mattermost.calls"]["icehostoverride"] == "10.0.0.7"
+    assert states["com.mattermost.nps"] == {"Enable": False} and states["jira"] == {"Enable": True}
+    assert json.loads(env[render.OVERRIDES_ENV]) == sorted([
+        "PluginSettings.Plugins.com.mattermost.calls.icehostoverride", f"{STATES}.jira.Enable"])
+    for setting in render.AIRGAP_SETTINGS:
+        assert render.value_in(env, setting) is not None, setting.key
+    assert not [k for k in env if k.startswith("MM_PLUGINSETTINGS_PLUGINS_")], "a map is one variable"
+
+
+def test_links_point_inside_or_are_hidden():
+    env = render.environment(site_url="https://chat.example", database_env="MM_SQLSETTINGS_DATASOURCE",
+                             file_storage={}, overrides={})
+    assert env["MM_SUPPORTSETTINGS_TERMSOFSERVICELINK"] == "/", "Mattermost puts its own back when empty"
+    for name in ("PRIVACYPOLICYLINK", "ABOUTLINK", "HELPLINK", "REPORTAPROBLEMLINK", "SUPPORTEMAIL"):
+        assert env[f"MM_SUPPORTSETTINGS_{name}"] == ""
+    env = render.environment(site_url="https://chat.example", database_env="MM_SQLSETTINGS_DATASOURCE",
+                             file_storage={}, overrides={},
+                             links={"SupportSettings.HelpLink": "https://wiki.corp.example/chat"})
+    assert env["MM_SUPPORTSETTINGS_HELPLINK"] == "https://wiki.corp.example/chat"
+    with pytest.raises(KeyError):
+        render.environment(site_url="x", database_env="y", file_storage={}, overrides={},
+                           links={"ServiceSettings.SiteURL": "https://x"})
+
+
+def policy_on(env: dict) -> tuple[list[str], list[str]]:
+    props = {"spec": {"mattermostEnv": [{"name": k, "value": v} for k, v in env.items()]}}
+    return check_mattermost("kubernetes:installation.mattermost.com/v1beta1:Mattermost", props, None)  # type: ignore[arg-type]  # the settings are not read
+
+
+def test_the_policy_checks_plugin_entries_and_links_one_by_one():
+    base = render.environment(site_url="https://chat.example", database_env="MM_SQLSETTINGS_DATASOURCE",
+                              file_storage={}, overrides={})
+    assert policy_on(base) == ([], [])
+    states = json.loads(base["MM_PLUGINSETTINGS_PLUGINSTATES"])
+    states["com.mattermost.nps"] = {"Enable": True}
+    problems, _ = policy_on({**base, "MM_PLUGINSETTINGS_PLUGINSTATES": json.dumps(states)})
+    assert len(problems) == 1 and "PluginSettings.PluginStates.com.mattermost.nps.Enable" in problems[0]
+    plugins = json.loads(base["MM_PLUGINSETTINGS_PLUGINS"])
+    del plugins["com.mattermost.calls"]["iceserversconfigs"]  # the plugin's own STUN default would apply
+    problems, _ = policy_on({**base, "MM_PLUGINSETTINGS_PLUGINS": json.dumps(plugins)})
+    assert len(problems) == 1 and "iceserversconfigs" in problems[0] and "None" in problems[0]
+    assert policy_on({**base, "MM_SUPPORTSETTINGS_HELPLINK": "https://wiki.corp.example/"}) == ([], [])
+    problems, _ = policy_on({**base, "MM_SUPPORTSETTINGS_HELPLINK": "https://mattermost.com/pl/help/"})
+    assert len(problems) == 1 and "not Mattermost's own site" in problems[0]
+    overridden = render.environment(site_url="https://chat.example", database_env="MM_SQLSETTINGS_DATASOURCE",
+                                    file_storage={}, overrides={f"{STATES}.jira.Enable": True})
+    problems, reported = policy_on(overridden)
+    assert problems == [] and len(reported) == 1 and "explicit override" in reported[0]
 
 
 def test_file_storage_keys_are_real():
@@ -69,7 +200,9 @@ def target(request, tmp_path_factory):
         config = copy.deepcopy(config)
         kube = config.values["airgap-infra:mattermost"]["kubernetes"]
         kube["mode"] = "helm"
-        kube["chartArchive"] = str(chart_archive(tmp_path_factory.mktemp("chart")))
+        charts = tmp_path_factory.mktemp("chart")
+        kube["chartArchive"] = str(chart_archive(charts))
+        config.values["airgap-infra:adminFileRoots"] = [str(charts)]
     return request.param, config, run_program(config).raise_error()
 
 
@@ -101,7 +234,7 @@ def test_every_air_gap_setting_is_present_with_its_value(target):
     kind, _, run = target
     env = env_of(kind, run)
     for setting in render.AIRGAP_SETTINGS:
-        assert env[setting.env] == setting.env_value, setting.key
+        assert render.value_in(env, setting) == setting.encoded, setting.key
     assert run.exports["mattermost"]["environment"][render.env_name("ServiceSettings.EnableLinkPreviews")] == "false"
 
 

@@ -260,6 +260,7 @@ def test_fill_from_an_oci_layout_carried_across_the_gap(env: Env, runner: str) -
     registry = config.values["airgap-infra:registry"]
     registry["fill"] = {**registry["fill"], "ociLayout": str(env.upstream.catalog.layout), "runner": runner,
                         "lockFile": f"out/sandbox/lock-{runner}.json"}
+    config.values["airgap-infra:adminFileRoots"] = [str(env.upstream.catalog.layout.parent)]
     run, executor = apply(config, env.work)
     assert run.error is None, run.error
     kinds = {entry.name: entry.kind for entry in executor.log}

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from components.render.ssh_read import Hop, read_command
 from sandbox import keys
 from sandbox.base_chroot import (
     BASE_PACKAGES,
@@ -244,6 +245,22 @@ def test_paramiko_reaches_a_host_through_another_as_bastion(sandbox: Sandbox, al
                        look_for_keys=False, allow_agent=False)
         _, stdout, _ = target.exec_command("hostname", timeout=10)
         assert stdout.read().decode().strip() == beta.name
+
+
+@pytest.mark.e2e
+def test_the_ssh_read_jumps_through_a_bastion_with_the_same_pins(alpha: SandboxHost, beta: SandboxHost) -> None:
+    """programs/ssh/read.sh with the ProxyCommand formats/ssh.py writes, run by the real OpenSSH client."""
+    script = read_command(Hop(beta.address, 22, "root", beta.host_key), "hostname",
+                          Hop(alpha.address, 22, "root", alpha.host_key))
+    result = subprocess.run(["/bin/sh", "-c", script], input=keys.openssh_private(keys.client_key()),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == beta.name
+    wrong = read_command(Hop(beta.address, 22, "root", beta.host_key), "hostname",
+                         Hop(alpha.address, 22, "root", beta.host_key))  # the bastion's pin is beta's key
+    refused = subprocess.run(["/bin/sh", "-c", wrong], input=keys.openssh_private(keys.client_key()),
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "Host key verification failed" in refused.stderr
 
 
 @pytest.mark.e2e

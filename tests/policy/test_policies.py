@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from offline.program import Recorded
+from offline.program import Recorded, run_program
 from offline.stackfile import PROJECT_DIR, load_stack
-from policy.offline import Violation, check_records, check_stack, policy_config
+from policy.offline import Violation, check_records, check_stack, check_stack_records, policy_config
 from policy.policies import POLICIES
 
 STACKS = sorted(p.name.split(".")[1] for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
@@ -30,8 +30,8 @@ def deployment(container: dict, pull_secrets=True) -> dict:
 
 
 def mattermost_cr(env: dict) -> dict:
-    from components.render.mattermost import AIRGAP_SETTINGS
-    values = {s.env: s.env_value for s in AIRGAP_SETTINGS} | env
+    from components.render.mattermost import airgap_environment, airgap_values
+    values = airgap_environment(airgap_values()) | env
     return {"spec": {"image": "registry.internal:5443/docker.io/mattermost/mattermost-enterprise-edition",
                      "version": "9.11.1", "imagePullSecrets": [{"name": "pull"}],
                      "mattermostEnv": [{"name": k, "value": v} for k, v in values.items()]}}
@@ -196,3 +196,38 @@ def test_enforcement_levels_can_be_tuned_per_policy():
     assert [v.level for v in violations if v.policy == "images-pinned"] == ["mandatory"]
     config = {**CONFIG, "images-pinned": {"enforcementLevel": "disabled"}}
     assert not [v for v in check_records([CORPUS[-3][1]], config) if v.policy == "images-pinned"]
+
+
+# --- network-lockdown: a stack policy over every resource at once ------------------------------------
+
+def lockdown_violations(records, config=None) -> list[str]:
+    return [v.message for v in check_stack_records(records, config or {}) if v.policy == "network-lockdown"]
+
+
+def test_every_managed_host_is_locked_down_or_opted_out_with_a_reason():
+    dev = run_program(load_stack("dev")).raise_error().records
+    assert lockdown_violations(dev) == []
+    unlocked = [r for r in dev if r.name != "network-lockdown-airgap"]
+    assert lockdown_violations(unlocked) == [
+        "host airgap (10.20.0.10) runs 2 step(s) without an egress lockdown; it is on by default for every managed "
+        "host: take the host out of network.optOut, or give the reason it must stay open there (at least 10 "
+        "characters)",
+        "host airgap (10.20.0.10) is declared locked down but no step applies its rules"]
+    assert lockdown_violations(unlocked, {"network-lockdown": {"exceptions": ["airgap"]}}) == []
+
+
+def test_an_opt_out_needs_its_reason():
+    sandbox = run_program(load_stack("sandbox")).raise_error().records
+    assert lockdown_violations(sandbox) == [], "the sandbox stack opts its hosts out, each with a reason"
+    edited = copy.deepcopy(sandbox)
+    component = next(r for r in edited if r.type == "airgap:index:NetworkLockdown")
+    component.inputs["managedHosts"]["client"]["optOut"] = "because"
+    assert [m.split(";")[0] for m in lockdown_violations(edited)] == [
+        "host client (127.0.0.13) runs 2 step(s) without an egress lockdown"]
+
+
+def test_a_docker_host_counts_as_managed():
+    prod = run_program(load_stack("prod")).raise_error().records
+    assert lockdown_violations(prod) == []
+    only_docker = [r for r in prod if r.type != "command:remote:Command" or "10.40.1.30" not in str(r.inputs)]
+    assert any("host chat (10.40.1.30) runs" in m for m in lockdown_violations(only_docker))

@@ -8,6 +8,7 @@ fail with `SettingsError` before a single resource exists.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -33,9 +34,10 @@ def with_changes(edit: Edit, base: StackConfig = SANDBOX) -> StackConfig:
 
 
 def set_path(path: str, value: object) -> Edit:
-    """Set (or, with DELETE, remove) the key at a dotted path; digits index lists (one past the end appends)."""
+    """Set (or, with DELETE, remove) the key at a dotted path; digits index lists (one past the end appends);
+    `\\.` is a dot inside a key (`registry.fill.upstreams.quay\\.io`)."""
     def edit(config: dict[str, Any]) -> None:
-        keys = path.split(".")
+        keys = [key.replace("\\.", ".") for key in re.split(r"(?<!\\)\.", path)]
         node: Any = config
         for key in keys[:-1]:
             node = node[int(key)] if key.isdigit() else node.setdefault(key, {})
@@ -70,3 +72,22 @@ def assert_refused(config: StackConfig, path: str, message: str) -> None:
     matching = [p for p in reported if p.startswith((f"{path}:", f"{path}."))]
     assert matching, f"no problem names {path}: {reported}"
     assert any(message in p for p in matching), matching
+
+
+def loaded_settings(config: StackConfig) -> Any:
+    """The checked `Settings` the program reads for `config` (the program runs under mocks)."""
+    import components.settings as package
+
+    seen: list[Any] = []
+    original = package.load
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(original(*args, **kwargs))
+        return seen[-1]
+
+    package.load = spy  # the program calls it through the package
+    try:
+        run_program(config).raise_error()
+    finally:
+        package.load = original
+    return seen[-1]

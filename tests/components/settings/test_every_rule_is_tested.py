@@ -15,14 +15,24 @@ from components.settings.rules import Rule
 from offline.program import run_program
 from offline.stackfile import StackConfig
 
-from . import test_files, test_harbor, test_hosts, test_loader, test_mattermost, test_mirrors, test_registry
+from . import (
+    test_files,
+    test_harbor,
+    test_hosts,
+    test_loader,
+    test_mattermost,
+    test_mirrors,
+    test_network,
+    test_registry,
+)
 from .stack_edits import DEV, SANDBOX, with_changes
 
 
 def tables(directory: Path) -> list[tuple[list[Any], StackConfig]]:
     """Each table of refused cases with the stack its edits apply to."""
     return [(test_hosts.CASES, SANDBOX), (test_registry.CASES, SANDBOX), (test_mirrors.CASES, SANDBOX),
-            (test_files.CASES, SANDBOX), (test_loader.CASES, SANDBOX), (test_mattermost.CASES, DEV),
+            (test_files.CASES, SANDBOX), (test_loader.CASES, SANDBOX), (test_network.CASES, SANDBOX),
+            (test_mattermost.CASES, DEV),
             (test_harbor.CASES, test_harbor.harbor_stack(directory))]
 
 

@@ -11,7 +11,7 @@ from offline.stackfile import StackConfig
 
 from .stack_edits import DELETE, assert_refused, edits, set_path, with_changes
 
-INSTALLER = "harbor-offline-installer-v2.11.0.tgz"
+INSTALLER = "harbor-offline-installer-v2.12.4.tgz"
 
 
 def harbor_stack(directory: Path) -> StackConfig:
@@ -20,7 +20,8 @@ def harbor_stack(directory: Path) -> StackConfig:
     installer.write_bytes(b"a stand-in for Harbor's offline installer")
     harbor = {"host": "registry", "installer": str(installer),
               "installerSha256": hashlib.sha256(installer.read_bytes()).hexdigest()}
-    return with_changes(edits(set_path("harbor", harbor), set_path("secrets.harborAdminPassword", "admin"),
+    return with_changes(edits(set_path("harbor", harbor), set_path("adminFileRoots", [str(directory)]),
+                              set_path("secrets.harborAdminPassword", "admin"),
                               set_path("secrets.harborDatabasePassword", "database"),
                               set_path("secrets.harborRobotSecret", "robot")))
 
@@ -34,6 +35,9 @@ CASES = [
     pytest.param(set_path("harbor.host", "ghost"), "harbor.host", "no host named 'ghost'", id="host"),
     pytest.param(set_path("harbor.installer", "Pulumi.yaml"), "harbor.installer",
                  "not named like Harbor's offline installer", id="installer-name"),
+    pytest.param(set_path("harbor.installer", "sandbox/data/harbor-offline-installer-v2.11.2.tgz"), "harbor.installer",
+                 "is not a Harbor release line whose harbor.yml this stack writes; use a v2.12, v2.13, v2.14, v2.15.x",
+                 id="installer-line"),
     pytest.param(set_path("harbor.installer", f"nowhere/{INSTALLER}"), "harbor.installer", "not found",
                  id="installer-missing"),
     pytest.param(set_path("harbor.installerSha256", "0" * 64), "harbor.installerSha256", "has sha256",
@@ -69,6 +73,16 @@ CASES = [
     pytest.param(set_path("harbor.fill", {"parallel": 0}), "harbor.fill.parallel", "greater than or equal to 1",
                  id="fill-parallel"),
     pytest.param(set_path("harbor.purge", "yes"), "harbor.purge", "valid boolean", id="purge-string"),
+    pytest.param(set_path("trivyDb", DELETE), "harbor.scanner",
+                 "no trivyDb is configured; Harbor's scanner reads its databases from the registry trivyDb fills; "
+                 "or set scanner: false", id="scanner-without-databases"),
+    pytest.param(set_path("harbor.trivyDbUser", "ghost"), "harbor.trivyDbUser",
+                 "no registry user named 'ghost'; known: airgap, reader", id="trivy-db-user"),
+    pytest.param(set_path("harbor.installer", "harbor-offline-installer-v２.11.0.tgz"), "harbor.installer",
+                 "not named like Harbor's offline installer", id="installer-version-full-width"),
+    pytest.param(set_path("harbor.port", 22), "harbor.port", "22 is also hosts.registry.port (SSH)", id="port-on-ssh"),
+    pytest.param(set_path("harbor.dataVolume", "/var/lib/airgap/registry"), "harbor.dataVolume",
+                 "is the same directory as registry.storagePath", id="data-volume-shared"),
 ]
 
 
@@ -76,6 +90,11 @@ def test_the_stack_with_harbor_is_accepted(stack):
     run = run_program(stack)
     assert run.error is None, run.error
     assert run.named("harbor").type == "airgap:index:HarborInstall"
+
+
+def test_harbor_without_its_scanner_needs_no_databases(stack):
+    run = run_program(with_changes(edits(set_path("trivyDb", DELETE), set_path("harbor.scanner", False)), stack))
+    assert run.error is None, run.error
 
 
 @pytest.mark.parametrize("edit,path,message", CASES)

@@ -46,6 +46,40 @@ CASES = [
                  id="ssh-key-empty"),
     pytest.param(set_path("secrets.sshPrivateKey", "hunter2-not-a-key"), "hosts.registry.privateKeySecret",
                  "not a PEM/OpenSSH private key", id="ssh-key-not-a-key"),
+    # valid for ipaddress, hostile to the shell behind a ProxyCommand, nginx, deb822, TOML, CoreDNS
+    pytest.param(set_path("hosts.registry.address", "2001:db8::10%$(reboot)"), "hosts.registry.address",
+                 "zone id", id="address-zone-id-shell"),
+    pytest.param(set_path("hosts.mirror.address", "2001:db8::12%x;}server{listen 80;root /;}#"),
+                 "hosts.mirror.address", "zone id", id="address-zone-id-nginx"),
+    pytest.param(set_path("hosts.mirror.address", "2001:db8::12%\nTrusted: yes"), "hosts.mirror.address",
+                 "zone id", id="address-zone-id-newline"),
+    pytest.param(set_path("hosts.registry.address", "fe80::11"), "hosts.registry.address", "link-local",
+                 id="address-link-local"),
+    # addresses of no single machine
+    pytest.param(set_path("hosts.registry.address", "0.0.0.0"), "hosts.registry.address", "unspecified",
+                 id="address-unspecified"),
+    pytest.param(set_path("hosts.registry.address", "::"), "hosts.registry.address", "unspecified",
+                 id="address-unspecified-ipv6"),
+    pytest.param(set_path("hosts.registry.address", "224.0.0.11"), "hosts.registry.address", "multicast",
+                 id="address-multicast"),
+    pytest.param(set_path("hosts.registry.address", "255.255.255.255"), "hosts.registry.address", "broadcast",
+                 id="address-broadcast"),
+    # names that are addresses, and names that only look right
+    pytest.param(set_path("hosts.registry.address", "127.11"), "hosts.registry.address",
+                 "reads as an IPv4 address", id="address-inet-aton"),
+    pytest.param(set_path("hosts.registry.address", "registry.ехample"), "hosts.registry.address", "ASCII",
+                 id="address-cyrillic"),
+    pytest.param(set_path("hosts.registry.address", "１２７.0.0.11"), "hosts.registry.address", "ASCII",
+                 id="address-full-width"),
+    pytest.param(set_path("hosts.registry.hostKey", "ssh-ed25519 АААА"), "hosts.registry.hostKey", "not base64",
+                 id="hostkey-cyrillic"),
+    # one machine on the network among loopback ones: clients would reach themselves
+    pytest.param(set_path("hosts.client.address", "10.0.0.13"), "hosts.client.address",
+                 "10.0.0.13 is on the network, while hosts bastion, mirror, registry are on this machine's loopback",
+                 id="address-loopback-mix"),
+    # listeners compared by address and port: a service on a host's SSH port
+    pytest.param(set_path("registry.port", 22), "registry.port",
+                 "22 is also hosts.registry.port (SSH) on host 'registry'", id="port-on-ssh"),
 ]
 
 

@@ -5,8 +5,9 @@ import copy
 
 import pytest
 
+from components.settings import key_material
 from offline.program import run_program
-from offline.stackfile import load_stack
+from offline.stackfile import PROJECT_DIR, load_stack
 
 from .stack_edits import SANDBOX, assert_refused, edits, problems, set_path, with_changes
 
@@ -21,6 +22,13 @@ CASES = [
                  "'docker.io/library/nginx:1' is the same as images[0]; each must be unique", id="image-duplicate"),
     pytest.param(edits(set_path("registry", {}), set_path("registryClients", []), set_path("trivyDb", {})), "images",
                  "no registry is configured; it holds the images", id="images-without-registry"),
+    # a secret placed inside another value would be planned in plain text (or masked mid-string)
+    pytest.param(edits(set_path("secrets.registryReaderPassword", "reader-pass-123"),
+                       set_path("aptMirror.repos.0.filter", "Name (reader-pass-123)")),
+                 "aptMirror.repos[0].filter", "holds the value of secret 'registryReaderPassword'",
+                 id="secret-inside-a-value"),
+    pytest.param(set_path("adminFileRoots", "/srv/airgap"), "adminFileRoots", "must be a list", id="roots-not-a-list"),
+    pytest.param(set_path("images", "nginx:1.25"), "images", "must be a list", id="images-a-string"),
 ]
 
 
@@ -39,6 +47,24 @@ def test_plain_text_secrets_are_refused():
     config = copy.deepcopy(SANDBOX)
     config.secret_keys = set()
     assert any(p.startswith("secrets: holds plain-text values") for p in problems(config))
+
+
+def test_a_plain_entry_beside_encrypted_ones_is_refused(monkeypatch, tmp_path):
+    """Pulumi marks `secrets` secret as a whole when any entry is; the stack file says which are not."""
+    text = (PROJECT_DIR / "Pulumi.sandbox.yaml").read_text().replace(
+        "  airgap-infra:secrets:\n", "  airgap-infra:secrets:\n    plainPassword: visible-in-the-file\n")
+    (tmp_path / "Pulumi.sandbox.yaml").write_text(text)
+    monkeypatch.setattr(key_material, "stack_file", lambda stack: tmp_path / f"Pulumi.{stack}.yaml")
+    config = load_stack("sandbox", text=text)
+    assert "airgap-infra:secrets" in config.secret_keys, "the CLI calls the whole object secret"
+    reported = problems(config)
+    assert reported == ["secrets.plainPassword: stored in plain text in Pulumi.sandbox.yaml; set it with "
+                        "`pulumi config set --secret --path secrets.plainPassword …`"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "sandbox"])
+def test_every_shipped_secret_is_encrypted_entry_by_entry(stack):
+    assert key_material.plain_secret_entries(stack, "airgap-infra") == []
 
 
 def test_errors_never_quote_secret_values():

@@ -1,7 +1,11 @@
 """`mattermost` (the dev stack's, on Kubernetes): its image, storage, target, secrets and
 overrides, each refused with the key named."""
 
+import json
+
 import pytest
+
+from offline.program import run_program
 
 from .stack_edits import DELETE, DEV, assert_refused, edits, set_path, with_changes
 
@@ -45,9 +49,52 @@ CASES = [
     pytest.param(set_path("mattermost.overrides", {"ServiceSettings.SiteURL": "https://x"}),
                  'mattermost.overrides["ServiceSettings.SiteURL"]', "not an air-gap setting; use one of",
                  id="override-not-air-gap"),
+    pytest.param(set_path("mattermost.overrides", {"PluginSettings.Plugins.jira.jiraurl": "https://jira.corp"}),
+                 'mattermost.overrides["PluginSettings.Plugins.jira.jiraurl"]', "not an air-gap setting",
+                 id="override-plugin-key-not-in-table"),
+    pytest.param(set_path("mattermost.links", {"help": "https://mattermost.com/pl/help/"}), "mattermost.links.help",
+                 "points at Mattermost's own site; give an internal page", id="link-upstream"),
+    pytest.param(set_path("mattermost.links", {"termsOfService": "/terms and conditions"}),
+                 "mattermost.links.termsOfService", "characters a site path here may not", id="link-path"),
+    pytest.param(set_path("mattermost.links", {"supportEmail": "help desk"}), "mattermost.links.supportEmail",
+                 "is not an e-mail address", id="support-email"),
+    # exported in the environment: never credentials, never an endpoint that is more than host:port
+    pytest.param(set_path("mattermost.siteUrl", "https://admin:hunter2@chat.dev.example.internal"),
+                 "mattermost.siteUrl", "holds credentials", id="site-url-credentials"),
+    pytest.param(set_path("mattermost.s3.endpoint", "minio.dev.example.internal:9000/bucket?x=1"),
+                 "mattermost.s3.endpoint", "not host or host:port", id="s3-endpoint-path"),
+    pytest.param(set_path("mattermost.s3.endpoint", "2001:db8::9:9000"), "mattermost.s3.endpoint",
+                 "an IPv6 address goes in brackets", id="s3-endpoint-ipv6"),
+    pytest.param(set_path("mattermost.s3.bucket", "Mattermost Files"), "mattermost.s3.bucket",
+                 "not an S3 bucket name", id="s3-bucket"),
+    pytest.param(set_path("mattermost.s3.region", "eu-north-1\nx"), "mattermost.s3.region", "not an S3 region",
+                 id="s3-region"),
+    # versions: ASCII digits only
+    pytest.param(set_path("mattermost.kubernetes.kubernetesVersion", "1.３0.0"),
+                 "mattermost.kubernetes.kubernetesVersion", "not a Kubernetes version", id="kubernetes-version-wide"),
+    pytest.param(set_path("mattermost.kubernetes.kubernetesVersion", "1.٣0.0"),
+                 "mattermost.kubernetes.kubernetesVersion", "not a Kubernetes version",
+                 id="kubernetes-version-arabic-digit"),
+    # listeners: the published port on the Docker host's SSH port
+    pytest.param(edits(set_path("mattermost.target", "docker"), set_path("mattermost.dockerHost", "airgap"),
+                       set_path("mattermost.port", 22)),
+                 "mattermost.port", "22 is also hosts.airgap.port (SSH) on host 'airgap'", id="docker-port-on-ssh"),
 ]
 
 
 @pytest.mark.parametrize("edit,path,message", CASES)
 def test_bad_mattermost_settings_are_refused(edit, path, message):
     assert_refused(with_changes(edit, DEV), path, message)
+
+
+def test_internal_links_and_plugin_overrides_are_accepted():
+    links = {"help": "https://wiki.corp.example/chat", "supportEmail": "chat-help@corp.example",
+             "appDownload": "https://files.corp.example/mattermost/"}
+    overrides = {"PluginSettings.Plugins.com.mattermost.calls.icehostoverride": "10.20.0.10"}
+    run = run_program(with_changes(edits(set_path("mattermost.links", links),
+                                         set_path("mattermost.overrides", overrides)), DEV))
+    assert run.error is None, run.error
+    env = run.exports["mattermost"]["environment"]
+    assert env["MM_SUPPORTSETTINGS_HELPLINK"] == "https://wiki.corp.example/chat"
+    assert env["MM_NATIVEAPPSETTINGS_APPDOWNLOADLINK"] == "https://files.corp.example/mattermost"
+    assert json.loads(env["MM_PLUGINSETTINGS_PLUGINS"])["com.mattermost.calls"]["icehostoverride"] == "10.20.0.10"

@@ -3,6 +3,7 @@ each refused with the key named."""
 
 import pytest
 
+from .hostile_files import with_file
 from .stack_edits import DELETE, assert_refused, edits, set_path, with_changes
 
 BUNDLE_TREE = "/srv/airgap/apt/debian"
@@ -88,6 +89,47 @@ CASES = [
                  id="client-without-rpm-mirror"),
     pytest.param(edits(set_path("mirrorClients.0.apt", False), set_path("mirrorClients.0.rpm", False)),
                  "mirrorClients[0]", "set apt: true and/or rpm: true", id="client-uses-nothing"),
+    # what lands in a client's sources: one field each, no new one
+    pytest.param(set_path("aptMirror.repos.0.distribution", "bookworm\nTrusted: yes"),
+                 "aptMirror.repos[0].distribution", "not a distribution", id="dist-newline-field"),
+    pytest.param(set_path("aptMirror.repos.0.components", ["main\n\nTypes: deb"]), "aptMirror.repos[0].components[0]",
+                 "not a component", id="component-new-paragraph"),
+    pytest.param(set_path("rpmMirror.repos.0.releasever", "$releasever"), "rpmMirror.repos[0].releasever",
+                 "not a distribution/suite name", id="releasever-variable"),
+    pytest.param(set_path("rpmMirror.repos.0.baseurl", "http://127.0.0.2:8080/rpm\ngpgcheck=0"),
+                 "rpmMirror.repos[0].baseurl", "characters", id="baseurl-newline"),
+    pytest.param(set_path("aptMirror.schedule", "daily\nExecStartPre=/bin/sh -c id"), "aptMirror.schedule",
+                 "OnCalendar", id="schedule-new-setting"),
+    pytest.param(set_path("aptMirror.schedule", "daily "), "aptMirror.schedule", "OnCalendar", id="schedule-blank"),
+    pytest.param(set_path("rpmMirror.schedule", "１:00"), "rpmMirror.schedule", "OnCalendar", id="schedule-full-width"),
+    pytest.param(set_path("aptMirror.hostname", "mirror.internal;}server{"), "aptMirror.hostname", "not a DNS name",
+                 id="hostname-nginx"),
+    # reserved names: the folders repositories are served from hold the mirrors' own reports
+    pytest.param(set_path("aptMirror.repos.0.name", "airgap-reports"), "aptMirror.repos[0].name", "is reserved",
+                 id="name-reports-folder"),
+    pytest.param(set_path("rpmMirror.repos.0.id", "airgap-reports"), "rpmMirror.repos[0].id", "is reserved",
+                 id="rpm-id-reports-folder"),
+    # credentials never in a URL: they would be exported and planned in plain text
+    pytest.param(set_path("aptMirror.repos.0.url", "http://mirror:hunter2@127.0.0.2:8080/debian"),
+                 "aptMirror.repos[0].url", "holds credentials", id="url-credentials"),
+    pytest.param(set_path("rpmMirror.repos.0.baseurl", "http://[fe80::2%25lo]:8080/rpm"), "rpmMirror.repos[0].baseurl",
+                 "zone id", id="url-zone-id"),
+    # public key files hold public keys only: clients receive them
+    pytest.param(with_file("aptMirror.repos.0.keys.0", "relabelled-secret.asc"), "aptMirror.repos[0].keys[0]",
+                 "holds a secret key packet", id="key-secret-packets-relabelled"),
+    pytest.param(with_file("rpmMirror.repos.0.gpgKey", "key-beside-public.asc"), "rpmMirror.repos[0].gpgKey",
+                 "it holds a PGP PRIVATE KEY BLOCK", id="key-secret-block-beside"),
+    # an IPv6 mirror without a hostname: apt cannot scope the mirror's CA to it
+    pytest.param(edits(*(set_path(f"hosts.{name}.address", f"2001:db8::{n}") for n, name in
+                         enumerate(("bastion", "registry", "mirror", "client"), 10)), set_path("ck8s", {})),
+                 "aptMirror.hostname", "required when the host's address is IPv6", id="apt-ipv6-without-hostname"),
+    # two names for one machine: its listeners are compared by address
+    pytest.param(edits(set_path("hosts.client.address", "127.0.0.12"), set_path("rpmMirror.host", "client"),
+                       set_path("rpmMirror.port", 8443)),
+                 "rpmMirror.port", "8443 is also aptMirror.port on host 'client' (the same machine as host 'mirror')",
+                 id="same-port-same-address"),
+    pytest.param(edits(set_path("aptMirror.storagePath", "/var/lib/airgap/files/apt")), "fileServer.storagePath",
+                 "/var/lib/airgap/files holds aptMirror.storagePath (/var/lib/airgap/files/apt)", id="storage-nested"),
 ]
 
 

@@ -1,8 +1,13 @@
 """`registry`: host, port, runtime, storage, users, TLS and the fill, each refused with the key
 named. The TLS cases hold for every service: they all declare the same TLS rules."""
 
+import json
+
 import pytest
 
+from offline.program import run_program
+
+from .hostile_files import other_key, with_file
 from .stack_edits import assert_refused, edits, set_path, with_changes
 
 FILES_TLS = {"mode": "files", "certFile": "examples/prod/registry.crt", "keySecret": "registryPassword"}
@@ -72,9 +77,77 @@ CASES = [
                  "required with runtime: docker", id="docker-archive-missing"),
     pytest.param(edits(set_path("registry.port", 8443), set_path("registry.host", "mirror")), "aptMirror.port",
                  "8443 is also registry.port on host 'mirror'; give each service its own port", id="port-taken"),
+    # destructive or surprising paths (purge: true deletes the storage)
+    pytest.param(set_path("registry.storagePath", "/var/lib/dpkg"), "registry.storagePath", "outside the data roots",
+                 id="storage-dpkg"),
+    pytest.param(set_path("registry.storagePath", "/opt/containerd"), "registry.storagePath",
+                 "outside the data roots", id="storage-opt-vendor"),
+    pytest.param(set_path("registry.storagePath", "/var/lib/airgap/transfer"), "registry.storagePath",
+                 "overlaps /var/lib/airgap/transfer, which receives OCI layouts", id="storage-transfer-dir"),
+    pytest.param(set_path("registry.storagePath", "/var/lib/airgap/images/registry"), "registry.storagePath",
+                 "overlaps /var/lib/airgap/images, which holds image archives", id="storage-in-program-dir"),
+    pytest.param(set_path("registry.fill.lockFile", "__main__.py"), "registry.fill.lockFile",
+                 "on or inside the project's own '__main__.py'", id="lockfile-over-program"),
+    pytest.param(set_path("registry.fill.lockFile", "components/settings/__init__.py"), "registry.fill.lockFile",
+                 "the project's own 'components'", id="lockfile-over-source"),
+    pytest.param(set_path("registry.fill.lockFile", "Pulumi.prod.yaml"), "registry.fill.lockFile",
+                 "the project's own 'Pulumi.prod.yaml'", id="lockfile-over-stack"),
+    pytest.param(set_path("registry.fill.lockFile", "-n"), "registry.fill.lockFile", "starts with '.' or '-'",
+                 id="lockfile-option"),
+    pytest.param(set_path("registry.fill.lockFile", ".git/hooks/pre-commit"), "registry.fill.lockFile",
+                 "starts with '.' or '-'", id="lockfile-git-hook"),
+    # image-registry keys read as image references read them
+    pytest.param(set_path("registry.fill.upstreams", {"docker.io": "127.0.0.2:5000/docker.io",
+                                                      "DOCKER.IO": "127.0.0.2:5000/other"}),
+                 "registry.fill.upstreams", "'docker.io' and 'DOCKER.IO' both name the registry docker.io",
+                 id="upstream-case-twice"),
+    pytest.param(set_path("registry.fill.upstreams", {"docker.io": "127.0.0.2:5000/docker.io",
+                                                      "index.docker.io": "127.0.0.2:5000/other"}),
+                 "registry.fill.upstreams", "both name the registry docker.io", id="upstream-alias-twice"),
+    pytest.param(set_path(r"registry.fill.upstreams.quay\.io", "docker.io/quay"), 'registry.fill.upstreams["quay.io"]',
+                 "would be fetched from docker.io, which this stack maps to 127.0.0.2:5000/docker.io",
+                 id="upstream-via-mapped-registry"),
+    pytest.param(set_path(r"registry.fill.upstreams.quay\.io", "INDEX.DOCKER.IO/quay"),
+                 'registry.fill.upstreams["quay.io"]', "would be fetched from docker.io",
+                 id="upstream-via-alias-uppercase"),
+    pytest.param(set_path(r"registry.fill.upstreams.quay\.io", "index.docker.io/quay"),
+                 'registry.fill.upstreams["quay.io"]', "would be fetched from docker.io", id="upstream-via-alias"),
+    pytest.param(set_path(r"registry.fill.upstreams.docker\.io", "transfer-mirror/dockerhub"),
+                 'registry.fill.upstreams["docker.io"]', "skopeo would fetch it from Docker Hub",
+                 id="upstream-mirror-on-docker-hub"),
+    # private material in public places
+    pytest.param(set_path("registry.tls", {**FILES_TLS, "caFile": "examples/prod/registry.crt"}),
+                 "registry.tls.caFile", "CN=registry.prod.example.internal is not a CA certificate", id="tls-ca-leaf"),
+    pytest.param(edits(set_path("registry.tls", {**FILES_TLS, "keySecret": "tlsKey"}), set_path("secrets.tlsKey",
+                                                                                              other_key()),
+                       with_file("registry.tls.certFile", "cert-with-key.pem")),
+                 "registry.tls.certFile", "holds a PRIVATE KEY block", id="tls-cert-with-key"),
+    pytest.param(edits(set_path("registry.tls", {**FILES_TLS, "keySecret": "tlsKey"}),
+                       set_path("secrets.tlsKey", other_key()), with_file("registry.tls.caFile", "other-ca.pem")),
+                 "registry.tls.caFile", "no certificate in it issued certFile's chain", id="tls-ca-other-issuer"),
+    pytest.param(edits(set_path("registry.tls", {**FILES_TLS, "keySecret": "tlsKey"}), set_path("secrets.tlsKey",
+                                                                                              other_key())),
+                 "registry.tls.keySecret", "is not the private key of certFile's certificate", id="tls-key-mismatch"),
+    pytest.param(set_path("registry.tls", FILES_TLS), "registry.tls.keySecret",
+                 "secret 'registryPassword' is not a PEM private key", id="tls-key-not-a-key"),
 ]
 
 
 @pytest.mark.parametrize("edit,path,message", CASES)
 def test_bad_registry_settings_are_refused(edit, path, message):
     assert_refused(with_changes(edit), path, message)
+
+
+@pytest.mark.parametrize("key", ["DOCKER.IO", "index.docker.io", "Index.Docker.IO"])
+def test_an_upstream_key_is_normalised_as_image_references_are(key):
+    """`DOCKER.IO` used to be kept as written, never matched, and the fill then went to Docker Hub."""
+    upstreams = {"gcr.io": "127.0.0.2:5000/gcr.io", "ghcr.io": "127.0.0.2:5000/ghcr.io",
+                 "quay.io": "127.0.0.2:5000/quay.io", "registry.k8s.io": "127.0.0.2:5000/registry.k8s.io",
+                 key: "127.0.0.2:5000/docker.io"}
+    run = run_program(with_changes(set_path("registry.fill.upstreams", upstreams))).raise_error()
+    script = run.named("registry-fill").inputs["create"]
+    plan = json.loads(script.split('"$work/plan.json" <<')[1].split("\n", 1)[1].split("\nAIRGAP_EOF", 1)[0])
+    sources = {image["source"]: image["from"] for image in plan["images"]}
+    assert sources["docker.io/library/nginx:1.25"] == "docker://127.0.0.2:5000/docker.io/library/nginx:1.25"
+    fetched = [location for location in sources.values() if location.startswith("docker://")]
+    assert len(fetched) == 28 and all(location.startswith("docker://127.0.0.2:5000/") for location in fetched)
