@@ -9,6 +9,7 @@
     inventory-diff OLD NEW [--json OUT]
     merge-layout --into LAYOUT DELTA_LAYOUT
     import-registry-storage --layout DIR --storage DIR [--stop-command …] [--start-command … --endpoint HOST:PORT]
+           [--registry-binary PATH]
     offline-setup --from DIR --backend-dir DIR --passphrase-file F --venv DIR [--dry-run]
     discover [PATH|- …] [--kubeconfig F] [--ck8s-config DIR] [--resolve] [--images-file OUT] [--against STACK]
 
@@ -198,32 +199,19 @@ def cmd_import_registry_storage(args) -> int:
     context = (ssl.create_default_context(cafile=str(args.ca_file)) if args.ca_file else ssl.create_default_context())
     if args.start_command and not args.endpoint:
         raise BundleError("--start-command needs --endpoint: the point of starting it is to check it")
+    service = registry_storage.Service(
+        args.endpoint, context, registry_storage.basic_auth(args.authfile, args.endpoint) if args.endpoint else None,
+        args.stop_command, args.start_command, args.ready_timeout)
     if args.verify_only:
         if not args.endpoint:
             raise BundleError("--verify-only needs --endpoint")
         images = registry_storage.plan(image_layout.Layout(args.layout))
+        problems = registry_storage.check_service(service, images, log=say)
     else:
-        if args.stop_command:
-            registry_storage.run(args.stop_command, "stop")
-        if args.endpoint and registry_storage.answers(args.endpoint, context):
-            raise BundleError(f"{args.endpoint}: the registry is running; stop it first (or give --stop-command)")
-        started = time.monotonic()
-        images, _, _ = registry_storage.write_storage(args.layout, args.storage, link=args.link, log=say)
-        say(f"storage written in {time.monotonic() - started:.2f}s")
-        if args.start_command:
-            registry_storage.run(args.start_command, "start")
-        elif args.endpoint is None:
-            say("start the registry, then check it: add --verify-only --endpoint HOST:PORT")
-            return 0
-    started = time.monotonic()
-    registry_storage.wait_until_up(args.endpoint, context, args.ready_timeout)
-    problems = registry_storage.verify_registry(args.endpoint, images, context,
-                                                registry_storage.basic_auth(args.authfile, args.endpoint))
+        problems = registry_storage.import_storage(args.layout, args.storage, service, link=args.link,
+                                                   registry_binary=args.registry_binary, log=say)
     if problems:
         return _report_refusal(problems, "the registry does not serve the layout")
-    blobs = len({blob for image in images for blob, _ in image.blobs})
-    say(f"{args.endpoint}: {len(images)} tags, their manifests and {blobs} blobs verified through the API "
-        f"({time.monotonic() - started:.2f}s)")
     return 0
 
 
@@ -323,6 +311,10 @@ def parser() -> argparse.ArgumentParser:
     storage.add_argument("--endpoint", help="HOST:PORT of the registry, to check every digest through the API")
     storage.add_argument("--ca-file", type=Path, help="the registry's CA")
     storage.add_argument("--authfile", type=Path, help="skopeo/docker auth file with the registry's credentials")
+    storage.add_argument("--registry-binary", metavar="PATH",
+                         help="Distribution's binary (e.g. /usr/bin/docker-registry): check every manifest and blob "
+                              "through it serving the storage read-only on a Unix socket, then only the tags "
+                              "through --endpoint")
     storage.add_argument("--ready-timeout", type=float, default=60.0, metavar="SECONDS")
     storage.add_argument("--verify-only", action="store_true", help="only check a running registry against the layout")
     storage.set_defaults(run=cmd_import_registry_storage)

@@ -19,6 +19,14 @@ The registry must be stopped while its storage is written: a running one caches 
 descriptors and would not see them. `--start-command` (e.g. `systemctl start airgap-registry`)
 starts it afterwards; then every tag's digest, every manifest and every blob (by HEAD, with its
 size) is checked through the API, as the fill itself checks.
+
+Through the registry's own listener each of those requests costs TLS and a bcrypt comparison
+of the htpasswd entry (Distribution keeps no sessions): most of the import's time. With
+`--registry-binary` (the service's own Distribution, e.g. /usr/bin/docker-registry) every
+manifest and blob is checked through a second process of it serving the written storage
+read-only, on a Unix socket in a directory only this user enters, without TLS or auth; the
+service starts meanwhile and is asked, through its API, for every tag's digest: proof that it
+serves this storage, whose every digest the other process of the same binary has just served.
 """
 
 from __future__ import annotations
@@ -29,8 +37,10 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -38,7 +48,7 @@ from pathlib import Path
 
 from components.images import ImageRefError, parse_image_ref
 from oci.media import MANIFEST_TYPES
-from oci.registry import RegistryClient, RegistryError
+from oci.registry import HTTP_TIMEOUT, RegistryClient, RegistryError
 
 from .images import Layout
 from .manifest import HEX64, BundleError, parallel_map
@@ -380,13 +390,19 @@ def checks(images: list[StoredImage]) -> list[Check]:
 
 
 def verify_registry(endpoint: str, images: list[StoredImage], context: ssl.SSLContext, auth: str | None,
-                    *, workers: int = VERIFY_WORKERS) -> list[str]:
-    """Every tag's digest, every manifest and every blob (with its size), through the API.
+                    *, workers: int = VERIFY_WORKERS, tags_only: bool = False) -> list[str]:
+    """Every tag's digest, every manifest and every blob (with its size), through the API of the
+    registry at `endpoint`; only the tags' digests if `tags_only`."""
+    items = [item for item in checks(images) if item.kind == "tag" or not tags_only]
+    return verify_through(RegistryClient(endpoint, context, auth), items, workers=workers)
+
+
+def verify_through(client: RegistryClient, items: list[Check], *, workers: int = VERIFY_WORKERS) -> list[str]:
+    """The checks `items`, through `client`'s registry.
 
     The requests are independent: they go out on `workers` threads, each keeping its own
     connection alive. Once a connection fails for good (after the client's retries), the
     checks not yet made are counted, not tried."""
-    client = RegistryClient(endpoint, context, auth)
     broken = threading.Event()
 
     def check(item: Check) -> str | None:
@@ -416,12 +432,128 @@ def verify_registry(endpoint: str, images: list[StoredImage], context: ssl.SSLCo
             return f"{image.name}: {error}"
         return None
 
-    results = parallel_map(check, checks(images), workers)
+    results = parallel_map(check, items, workers)
     problems = [result for result in results if result]
     skipped = results.count("")
     if skipped:
-        problems.append(f"{endpoint}: {skipped} further checks not made after the connection failed")
+        problems.append(f"{client.host}: {skipped} further checks not made after the connection failed")
     return problems
+
+
+# --- checking through a loopback listener ---------------------------------------------------
+
+class UnixConnection(http.client.HTTPConnection):
+    """Plain HTTP over a Unix socket."""
+
+    def __init__(self, path: str, timeout: float = HTTP_TIMEOUT):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.settimeout(self.timeout)
+        try:
+            connection.connect(self.path)
+        except OSError:
+            connection.close()
+            raise
+        self.sock = connection
+
+
+class UnixRegistryClient(RegistryClient):
+    """The Distribution API of a registry listening on a Unix socket, without credentials."""
+
+    def __init__(self, path: str):
+        super().__init__(f"unix:{path}", ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))  # never used: no TLS here
+        self.path = path
+
+    def _connection(self) -> http.client.HTTPConnection:  # type: ignore[override]  # plain HTTP, no TLS
+        connection = getattr(self.local, "connection", None)
+        if connection is None:
+            connection = UnixConnection(self.path)
+            self.local.connection = connection
+        return connection
+
+
+def loopback_config(storage: Path, listen: str) -> str:
+    """Distribution's config for the check: the storage read-only, nothing cached, nothing purged,
+    no health checks, no access log; a Unix socket, no TLS, no auth. JSON, which YAML reads."""
+    return json.dumps({
+        "version": 0.1,
+        "log": {"level": "error", "accesslog": {"disabled": True}, "fields": {"service": "import-check"}},
+        "storage": {"filesystem": {"rootdirectory": os.fspath(storage)},
+                    "maintenance": {"uploadpurging": {"enabled": False}, "readonly": {"enabled": True}}},
+        "http": {"net": "unix", "addr": listen},
+    }, indent=1)
+
+
+class LoopbackRegistry:
+    """`binary serve` over `storage`, read-only, on a Unix socket in a directory only this user
+    can enter; started by `start()` (it may start while the storage is still being written: it
+    caches nothing), ready once `/v2/` answers 200 (`wait()`), stopped on leaving `with`."""
+
+    def __init__(self, binary: str, storage: Path):
+        self.binary, self.storage = binary, storage
+        self.directory = tempfile.mkdtemp(prefix="import-check-")  # 0700
+        self.socket = os.path.join(self.directory, "registry.sock")
+        self.log = os.path.join(self.directory, "registry.log")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> LoopbackRegistry:
+        config = os.path.join(self.directory, "config.yml")
+        with open(config, "w") as handle:
+            handle.write(loopback_config(self.storage, self.socket))
+        with open(self.log, "wb") as log:
+            # A minimal environment: REGISTRY_* variables would override the config. It lives for
+            # a few hundred requests: Go's garbage collection would only cost time (a third of it).
+            try:
+                self.process = subprocess.Popen(
+                    [self.binary, "serve", config], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    cwd=self.directory, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GOGC": "off"})
+            except OSError as error:
+                self.stop()
+                raise BundleError(f"--registry-binary {self.binary}: {error.strerror}") from None
+        return self
+
+    def _answers(self) -> bool:
+        connection = UnixConnection(self.socket, timeout=2)
+        try:
+            connection.request("GET", "/v2/")
+            return connection.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            connection.close()
+
+    def wait(self, timeout: float) -> UnixRegistryClient:
+        assert self.process is not None, "start() first"
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() >= deadline:
+                with open(self.log, errors="replace") as handle:
+                    tail = handle.read()[-2000:].strip()
+                state = f"exited with {self.process.returncode}" if self.process.poll() is not None else "no answer"
+                raise BundleError(f"{self.binary} serving {self.storage} for the check: {state} "
+                                  f"({tail or 'no output'})")
+            time.sleep(0.005)
+        return UnixRegistryClient(self.socket)
+
+    def __enter__(self) -> LoopbackRegistry:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the process and remove its directory; again, nothing."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def run(command: str, what: str) -> None:
@@ -429,3 +561,108 @@ def run(command: str, what: str) -> None:
     result = subprocess.run(command, shell=True, stdin=subprocess.DEVNULL, timeout=300, check=False)
     if result.returncode != 0:
         raise BundleError(f"--{what}-command {command!r} failed with exit {result.returncode}")
+
+
+# --- the command ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Service:
+    """The registry service whose storage is written, as the command line names it."""
+
+    endpoint: str | None
+    context: ssl.SSLContext
+    auth: str | None
+    """Basic credentials (base64 user:password) for its API."""
+    stop_command: str | None = None
+    start_command: str | None = None
+    ready_timeout: float = 60.0
+
+
+def check_service(service: Service, images: list[StoredImage], *, tags_only: bool = False, log=print) -> list[str]:
+    """Wait until the service answers, then check the images through its API."""
+    assert service.endpoint, "a service to check has an endpoint"
+    wait_until_up(service.endpoint, service.context, service.ready_timeout, log=log)
+    started = time.monotonic()
+    problems = verify_registry(service.endpoint, images, service.context, service.auth, tags_only=tags_only)
+    if not problems:
+        blobs = len({blob for image in images for blob, _ in image.blobs})
+        what = f"{len(images)} tags" if tags_only else f"{len(images)} tags, their manifests and {blobs} blobs"
+        log(f"{service.endpoint}: {what} verified through the API ({time.monotonic() - started:.2f}s)")
+    return problems
+
+
+def import_storage(layout_dir: Path, storage: Path, service: Service, *, link: bool = False,
+                   registry_binary: str | None = None, log=print) -> list[str]:
+    """`import-registry-storage`: the service stopped, the layout written into its storage, the
+    service started and checked; the problems found. Problems or not, the service is started:
+    what it served before, it serves.
+
+    With `registry_binary`, a read-only process of it serves the storage on a Unix socket from
+    the start (it caches nothing, so it may start while the storage is written) and every
+    manifest and blob is checked there once the storage is written, while the service starts
+    and is asked, through its API, for every tag's digest."""
+    if service.stop_command:
+        run(service.stop_command, "stop")
+    if service.endpoint and answers(service.endpoint, service.context):
+        raise BundleError(f"{service.endpoint}: the registry is running; stop it first (or give --stop-command)")
+    loopback = LoopbackRegistry(registry_binary, storage).start() if registry_binary else None
+    try:
+        started = time.monotonic()
+        images, _, _ = write_storage(layout_dir, storage, link=link, log=log)
+        written = time.monotonic()
+        log(f"storage written in {written - started:.2f}s")
+
+        def start_and_check(tags_only: bool) -> list[str]:
+            if service.start_command:
+                run(service.start_command, "start")
+                log(f"start command done {time.monotonic() - written:.2f}s after the storage was written")
+            return check_service(service, images, tags_only=tags_only, log=log) if service.endpoint else []
+
+        if loopback is None:
+            if not service.endpoint:
+                log("start the registry, then check it: add --verify-only --endpoint HOST:PORT")
+            return start_and_check(tags_only=False)
+        serviced = Background(start_and_check, True)
+        try:
+            client = loopback.wait(service.ready_timeout)
+            # The tags are asked of the service itself, when there is one.
+            items = [item for item in checks(images) if item.kind != "tag" or not service.endpoint]
+            problems = verify_through(client, items)
+            loopback.stop()
+            blobs = len({blob for image in images for blob, _ in image.blobs})
+            what = (f"the manifests and {blobs} blobs of {len(images)} images" if service.endpoint
+                    else f"{len(images)} tags, their manifests and {blobs} blobs")
+            if not problems:
+                log(f"{what} verified through {registry_binary} serving the storage read-only "
+                    f"({time.monotonic() - written:.2f}s)")
+        finally:
+            problems_of_service = serviced.result()
+    finally:
+        if loopback:
+            loopback.stop()
+    log(f"checked {time.monotonic() - written:.2f}s after the storage was written")
+    return problems + problems_of_service
+
+
+class Background(threading.Thread):
+    """`function(*args)` on a thread of its own; `result()` waits for it and returns what it
+    returned, or raises what it raised."""
+
+    def __init__(self, function, *args):
+        super().__init__(daemon=True)
+        self.function, self.args = function, args
+        self.value: list[str] = []
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.value = self.function(*self.args)
+        except BaseException as error:  # handed to the thread that waits for it
+            self.error = error
+
+    def result(self) -> list[str]:
+        self.join()
+        if self.error:
+            raise self.error
+        return self.value

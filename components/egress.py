@@ -181,9 +181,10 @@ def ssh_sources(settings: Settings, host: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*admin, *(address for address in extra if is_address(address))]))
 
 
-def public_fill_sources(settings: Settings) -> list[tuple[str, str, str, str]]:
-    """(section, host, registry, first image) for each registry a fill on a locked-down host would
-    read from the internet: no upstream inside the gap and no layout carried across."""
+def public_fill_sources(settings: Settings) -> list[tuple[str, str, str, str, int]]:
+    """(section, host, registry, first image, its index in `images`) for each registry a fill on a
+    locked-down host would read from the internet: no upstream inside the gap and no layout carried
+    across."""
     locked = set(locked_down_hosts(settings))
     found = []
     fills: Mapping[str, tuple[str, FillSettings | None]] = {
@@ -194,8 +195,8 @@ def public_fill_sources(settings: Settings) -> list[tuple[str, str, str, str]]:
         if fill is None or host not in locked or fill.runner != "host" or fill.oci_layout:
             continue
         seen: set[str] = set()
-        for image in settings.images:
+        for index, image in enumerate(settings.images):
             if image.registry not in fill.upstreams and image.registry not in seen:
                 seen.add(image.registry)
-                found.append((section, host, image.registry, str(image)))
+                found.append((section, host, image.registry, str(image), index))
     return found

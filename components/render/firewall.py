@@ -299,7 +299,7 @@ def install_lines(spec: Lockdown, *, must_fail: Sequence[str], timeout: int, sch
     """The lockdown step: program, unit, rules, names and probes in place, the audit's timer, then
     the rules loaded with their rollback armed (stdout: `armed TOKEN ARMING` or `confirmed TOKEN`)."""
     rules, names = ruleset(spec), names_file(spec)
-    audit = f"/usr/bin/python3 {AUDIT_PROGRAM} --probes-file {CONF}/probes.json --report {REPORT}"
+    audit = ["/usr/bin/python3", AUDIT_PROGRAM, "--probes-file", f"{CONF}/probes.json", "--report", REPORT]
     return "\n".join([
         put_file(PROGRAM, FIREWALL_PROGRAM, mode="0755", tag="program"),
         put_file(AUDIT_PROGRAM, AUDIT, tag="program"),

@@ -86,12 +86,13 @@ def registry_config(*, listen: str, storage: str, cert: str, key: str, htpasswd:
 
 
 REPAIR_SCRIPT = f"{CONFIG_DIR}/repair-storage.sh"
-# Run before every start. Distribution writes manifests and links in place (create, then write),
-# so a kill can leave either empty, and it then answers every request that reads one with a 500,
-# a re-push included. An empty blob `data` (manifests are written this way) is removed: the next
-# fill writes it again. A link's directory names the digest it holds (…/sha256/<hex>/link), except
-# a tag's `current` link: an empty one of the first kind is written again when its blob is there;
-# the rest are removed (the tag is then absent, and the next fill writes it).
+# Run before every start. Distribution writes manifests and links in place (create, then write)
+# and syncs nothing, so a kill or a power loss can leave one empty or holding part of its bytes;
+# it then answers every request that reads one with a 500 or the wrong bytes, a re-push included.
+# The repair (programs/registry/repair_storage.py) checks every link, every manifest by its hash
+# and every other blob by the size its manifests give; what is wrong is moved to a quarantine
+# folder in the storage and logged, a link written again when its directory names a blob that is
+# there, and a tag whose image lost a part dropped: the next fill copies that image again.
 REPAIR_STORAGE = programs.load("registry/repair-storage.sh")
 HEALTH = programs.load("registry/health.sh")
 PACKAGE_RUNTIME = programs.load("registry/package-runtime.sh")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from . import programs
 from .formats import systemd as unit_file
 from .shell import put_file, q
@@ -9,11 +11,13 @@ from .shell import put_file, q
 PROGRAM = programs.load("systemd/timer.sh")
 
 
-def oneshot_service(description: str, program: str) -> str:
+def oneshot_service(description: str, program: str | Sequence[str]) -> str:
+    """A oneshot service running `program` (a path, or the words of a command line)."""
+    words = [program] if isinstance(program, str) else list(program)
     return unit_file.unit([
         ("Unit", [("Description", unit_file.value(description)), ("After", "network-online.target"),
                   ("Wants", "network-online.target")]),
-        ("Service", [("Type", "oneshot"), ("ExecStart", unit_file.command([program])), ("Nice", "10"),
+        ("Service", [("Type", "oneshot"), ("ExecStart", unit_file.command(words)), ("Nice", "10"),
                      ("IOSchedulingClass", "idle")]),
     ])
 
@@ -27,7 +31,7 @@ def timer(description: str, schedule: str) -> str:
     ])
 
 
-def scheduled_lines(unit: str, description: str, program: str, schedule: str) -> str:
+def scheduled_lines(unit: str, description: str, program: str | Sequence[str], schedule: str) -> str:
     """Install `<unit>.service` + `<unit>.timer`, enable the timer and start it where systemd
     runs the machine (other service managers may not run timers: they are told so;
     programs/systemd/timer.sh)."""

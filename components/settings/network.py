@@ -17,6 +17,7 @@ from annotated_types import Ge, Le, MaxLen
 from pydantic import AfterValidator, Field, Strict
 from pydantic.dataclasses import dataclass
 
+from .addresses import host_address
 from .fields import DNS_NAME, MODEL_CONFIG, Address, HostName, Pattern, Port
 from .mirrors import OnCalendar
 from .rules import GIVEN, Root, Rules, exactly_one, host_exists, only_with, required_if, unique
@@ -43,30 +44,53 @@ DEFAULT_MUST_FAIL = (
 
 
 def _network(value: str) -> str:
-    """An address or a CIDR block, normalised (`10.0.0.5` stays an address)."""
+    """An address or a CIDR block, normalised (`10.0.0.5` stays an address); one host's address as
+    every other address setting takes it (no zone id, no multicast, unspecified or broadcast)."""
+    if "/" not in value:
+        try:
+            address = host_address(value)
+        except ValueError as error:
+            raise ValueError(f"{error}; write an address or a CIDR block, e.g. 10.20.0.0/24 or fd00::/64") from None
+        if not _is_ip(address):
+            raise ValueError(f"{value!r} is not an IP address or CIDR block; write e.g. 10.20.0.0/24 or fd00::/64")
+        return address
+    if "%" in value or not value.isascii():
+        raise ValueError(f"{value!r} is not an IP address or CIDR block (no zone id, ASCII only)")
     try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    try:
-        return str(ipaddress.ip_network(value, strict=True))
+        block = ipaddress.ip_network(value, strict=True)
     except ValueError as error:
         raise ValueError(f"{value!r} is not an IP address or CIDR block ({error}); "
                          "write e.g. 10.20.0.0/24 or fd00::/64") from None
+    if block.is_multicast:
+        raise ValueError(f"{value!r} is a multicast block; give the block of the hosts themselves")
+    return str(block)
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _ip(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address; resolvers are reached by address") from None
+    address = host_address(value)
+    if not _is_ip(address):
+        raise ValueError(f"{value!r} is not an IP address; resolvers are reached by address")
+    return address
 
 
 def _destination(value: str) -> str:
-    """Where an `allow` entry leads: an address, a CIDR block or a DNS name (resolved on the host)."""
-    if re.fullmatch(DNS_NAME, value) and not re.fullmatch(r"[0-9.]+", value):
+    """Where an `allow` entry leads: an address, a CIDR block or a DNS name (resolved on the host);
+    never every address (that is an opt-out, which says why)."""
+    if re.fullmatch(DNS_NAME, value, re.ASCII) and not re.fullmatch(r"[0-9.]+", value):
         return value.lower()
-    return _network(value)
+    destination = _network(value)
+    if destination in ("0.0.0.0/0", "::/0"):
+        raise ValueError(f"{value!r} allows every address, which undoes the lockdown; list the destinations, or "
+                         "opt the host out in network.optOut with the reason")
+    return destination
 
 
 PROBE = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>[0-9]{1,5})/(?P<protocol>tcp|udp)")
@@ -192,11 +216,28 @@ class _FillsStayInside:
     def check(self, model: Any, path: str, root: Any) -> Iterator[str]:
         from ..egress import public_fill_sources
 
-        for section, host, registry, image in public_fill_sources(root):
-            yield (f"{section}.fill.upstreams: {registry} (image {image}) would be fetched from the public "
-                   f"registry, which host {host!r} may not reach under the network lockdown; map {registry} to a "
-                   f"registry inside the gap, fill from {section}.fill.ociLayout, or opt the host out in "
+        for section, host, registry, image, index in public_fill_sources(root):
+            yield (f"images[{index}]: {image} would be fetched from the public registry {registry}, which host "
+                   f"{host!r} may not reach under the network lockdown; map {registry} to a registry inside the gap "
+                   f"in {section}.fill.upstreams, fill from {section}.fill.ociLayout, or opt the host out in "
                    "network.optOut")
+
+
+class _BastionsByAddress:
+    """With SSH restricted by source, a locked-down host's bastion is named by its address: the
+    rules take SSH from addresses, and a name would leave the host reachable only after a rollback."""
+
+    def check(self, model: Any, path: str, root: Any) -> Iterator[str]:
+        from ..egress import is_address, locked_down_hosts
+
+        if not model.admin_addresses:
+            return
+        for host in locked_down_hosts(root):
+            bastion = root.hosts[host].bastion if host in root.hosts else None  # a missing host is reported apart
+            if bastion is not None and bastion in root.hosts and not is_address(root.hosts[bastion].address):
+                yield (f"hosts.{bastion}.address: {root.hosts[bastion].address!r} is a name, and host {host!r} "
+                       f"behind it takes SSH only from addresses ({path}.adminAddresses); give the bastion's "
+                       f"address, or opt {host!r} out in {path}.optOut")
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -208,6 +249,7 @@ class NetworkSettings:
         unique("admin_addresses[*]"),
         _NamesNeedResolvers(),
         _FillsStayInside(),
+        _BastionsByAddress(),
     )
 
     admin_addresses: Annotated[tuple[Network, ...], MaxLen(64)] = ()

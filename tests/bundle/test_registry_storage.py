@@ -1,14 +1,17 @@
 """import-registry-storage against a real Docker Distribution: storage written while it is
-stopped, the registry started by the command, every digest checked through the API, and the
-project's fill then finding every image already there."""
+stopped, the registry started by the command, every digest checked (through the API, or through
+a read-only process of the same binary on a Unix socket and then the tags through the API), and
+the project's fill then finding every image already there."""
 
 from __future__ import annotations
 
 import json
 import os
 import shlex
+import shutil
 import signal
 import ssl
+import subprocess
 import time
 from pathlib import Path
 
@@ -40,10 +43,13 @@ def stop_pid(pidfile: Path) -> None:
         pass
 
 
-def test_storage_written_while_stopped_serves_every_digest(crossing, tmp_path):
+@pytest.mark.parametrize("registry_binary", [None, "docker-registry"], ids=["api", "loopback"])
+def test_storage_written_while_stopped_serves_every_digest(crossing, tmp_path, registry_binary):
     into = tmp_path / "inside"
     assert bundle_cli("import", crossing.r0, "--into", into).returncode == 0
     layout = into / "images"
+    scratch = tmp_path / "tmp"  # the command's TMPDIR: the loopback process's directory goes there
+    scratch.mkdir()
 
     private = PrivateRegistry(STORAGE_ADDRESS, 5443)
     pidfile = tmp_path / "registry.pid"
@@ -56,11 +62,21 @@ def test_storage_written_while_stopped_serves_every_digest(crossing, tmp_path):
         common = ["--endpoint", private.endpoint, "--ca-file", private.cert_dir / "ca.crt",
                   "--authfile", private.auth_file()]
         result = bundle_cli("import-registry-storage", "--layout", layout, "--storage", private.storage,
-                            "--start-command", start, *common)
+                            "--start-command", start, *common,
+                            *(["--registry-binary", registry_binary] if registry_binary else []),
+                            env={**os.environ, "TMPDIR": str(scratch)})
         assert result.returncode == 0, result.stderr
         images = crossing.catalog0.images
-        assert f"{len(images)} tags, their manifests and" in result.stdout
-        assert "verified through the API" in result.stdout
+        if registry_binary:
+            blobs = len({blob for image in images for platform in image.manifests
+                         for blob in (platform.config.digest, *(layer.digest for layer in platform.layers))})
+            assert (f"the manifests and {blobs} blobs of {len(images)} images verified through {registry_binary} "
+                    f"serving the storage read-only (") in result.stdout
+            assert f"{private.endpoint}: {len(images)} tags verified through the API (" in result.stdout
+            assert list(scratch.iterdir()) == [], "the loopback process's socket, config and log are gone"
+        else:
+            assert f"{private.endpoint}: {len(images)} tags, their manifests and" in result.stdout
+            assert "verified through the API" in result.stdout
         assert f"{private.endpoint}: answering " in result.stdout
 
         # Distribution's own layout, as its API would have written it.
@@ -163,7 +179,72 @@ def test_concurrent_verification_names_every_broken_blob_manifest_and_tag(crossi
         assert len(found) == 2, checked.stderr
         assert len(users) > 1 and lines[-1] == \
             f"bundle: {len(expected) + 2} problems; the registry does not serve the layout"
+
+        # The same storage served read-only on a Unix socket, no TLS, no auth: the same problems.
+        with registry_storage.LoopbackRegistry("docker-registry", private.storage) as loopback:
+            client = loopback.start().wait(10)
+            found = registry_storage.verify_through(client, registry_storage.checks(list(images.values())))
+        assert sorted(f"bundle: {problem}" for problem in found) == sorted(lines[:-1])
     finally:
+        private.close()
+
+
+def test_the_loopback_listener_is_private_and_read_only(crossing, tmp_path):
+    """The process the import checks through listens on a Unix socket in a directory only its user
+    enters, on no TCP port, refuses writes, and leaves nothing behind."""
+    from bundle import registry_storage
+
+    layout = _import_layout(crossing, tmp_path)
+    storage = tmp_path / "storage"
+    images = registry_storage.write_storage(layout, storage, log=lambda message: None)[0]
+    before = sorted(p.relative_to(storage).as_posix() for p in storage.rglob("*"))
+    with registry_storage.LoopbackRegistry("docker-registry", storage) as loopback:
+        client = loopback.start().wait(10)
+        assert loopback.process is not None
+        assert os.stat(loopback.directory).st_mode & 0o777 == 0o700
+        listening = subprocess.run(["ss", "-Hlnp"], capture_output=True, text=True, check=True).stdout
+        own = [line for line in listening.splitlines() if f"pid={loopback.process.pid}," in line]
+        assert len(own) == 1 and own[0].split()[0] == "u_str" and loopback.socket in own[0], listening
+        status, headers, _ = client.request("POST", images[0].repository, "blobs/uploads/")
+        assert (status, headers.get("allow")) == (405, "GET, HEAD"), "read-only"
+        assert registry_storage.verify_through(client, registry_storage.checks(images)) == []
+    assert loopback.process.poll() is not None and not os.path.exists(loopback.directory)
+    assert sorted(p.relative_to(storage).as_posix() for p in storage.rglob("*")) == before, "nothing written"
+
+
+def test_problems_the_loopback_finds_fail_the_import_and_the_registry_still_starts(crossing, tmp_path):
+    """A loopback process that does not serve what was written (here: a binary that serves an
+    empty directory instead) fails the import, naming each digest; the registry is started all
+    the same, and its tags are still checked."""
+    layout = _import_layout(crossing, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    wrong = tmp_path / "wrong-registry"
+    wrong.write_text("#!/bin/sh\n"
+                     f"sed 's#\"rootdirectory\": \"[^\"]*\"#\"rootdirectory\": \"{elsewhere}\"#' \"$2\" > \"$2.x\"\n"
+                     f"exec {shutil.which('docker-registry')} serve \"$2.x\"\n")
+    wrong.chmod(0o755)
+    private = PrivateRegistry(STORAGE_ADDRESS, 5445)
+    pidfile = tmp_path / "registry.pid"
+    try:
+        private.start()
+        private.stop()
+        start = (f"docker-registry serve {shlex.quote(str(private.state_dir / 'config.yml'))} "
+                 f">> {shlex.quote(str(private.log_file))} 2>&1 & echo $! > {shlex.quote(str(pidfile))}")
+        result = bundle_cli("import-registry-storage", "--layout", layout, "--storage", private.storage,
+                            "--start-command", start, "--endpoint", private.endpoint,
+                            "--ca-file", private.cert_dir / "ca.crt", "--authfile", private.auth_file(),
+                            "--registry-binary", wrong)
+        assert result.returncode == 1
+        lines = result.stderr.splitlines()
+        images = crossing.catalog0.images
+        unknown = [line for line in lines if line.startswith("bundle: ") and " answers 404" in line]
+        assert len(unknown) == len(lines) - 1 and len(unknown) > len(images), result.stderr
+        assert lines[-1] == f"bundle: {len(unknown)} problems; the registry does not serve the layout"
+        assert f"{private.endpoint}: {len(images)} tags verified through the API (" in result.stdout
+        assert pidfile.exists(), "the registry was started"
+    finally:
+        stop_pid(pidfile)
         private.close()
 
 

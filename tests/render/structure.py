@@ -96,8 +96,28 @@ def _yaml(text: str) -> Any:
     return "mapping", _corefile(custom) if custom else None
 
 
+def _nft(text: str) -> Any:
+    """An nftables rule set's tables, sets, chains and rules, comments dropped; a set's elements are
+    data (destinations the stack lists), so each element block counts as one, whatever it holds."""
+    lines, inside = [], False
+    for line in text.splitlines():
+        line = line.strip()
+        if inside:
+            inside = not line.startswith("}")
+            continue
+        if line.startswith("elements = {"):  # an empty set and a full one have the same structure
+            inside = not line.endswith("}")
+        elif line and not line.startswith("#"):
+            lines.append(re.sub(r'comment "[^"]*"', 'comment ""', line))
+    return lines
+
+
 def file_shape(path: str, content: str) -> Any:
     """The structure of a file the step writes, by where it goes."""
+    if path.endswith(".nft"):
+        return "nft", _nft(content)
+    if path.startswith("/etc/airgap/firewall/names"):  # destinations by name: data, one per line
+        return "names", "lines"
     if path.startswith("/usr/local/sbin/"):
         return "program", _program(content)
     if path.startswith("/etc/nginx/sites-enabled/"):

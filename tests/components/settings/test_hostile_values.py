@@ -56,6 +56,9 @@ FRAGMENTS = (
 REPLACEMENTS = ("0.0.0.0", "::", "ff02::1", "fe80::1", "127.1", "0x7f000001", "localhost", "-n", "__main__.py",
                 ".git/hooks/x", "/var/lib/dpkg", "/", "DOCKER.IO", "index.docker.io", "", " ")
 LIMIT = int(os.environ.get("AIRGAP_HOSTILE_EXAMPLES", "500"))
+# The same examples at every run unless asked for new ones (AIRGAP_HOSTILE_RANDOM=1, with a larger
+# AIRGAP_HOSTILE_EXAMPLES, to explore): CI stays reproducible, exploration finds what it has not tried.
+FIXED = os.environ.get("AIRGAP_HOSTILE_RANDOM") != "1"
 
 
 # Maps whose keys are the stack's own data (the rest are the schema's keys).
@@ -123,12 +126,15 @@ def baseline(stack: str) -> dict[str, Any]:
 
 # Rules that report a broken reference where the reference is, not where the value changed.
 ELSEWHERE = re.compile(r"no host named|no fileServer artifact at|is not in `images`|is also .*port|directory|"
-                       r"loopback|is the same as|both name|is configured")
+                       r"loopback|is the same as|both name|is configured|would be fetched from the public registry")
 
 
 def names(problem: str, path: str) -> bool:
-    """Whether `problem` is reported at `path`, below it, or at the map or list that holds it."""
+    """Whether `problem` is reported at `path`, below it, at the map or list that holds it, or at a
+    field beside it that is checked with it (a file and its sha256)."""
     if problem.startswith((f"{path}: ", f"{path}.", f"{path}[")):
+        return True
+    if "." in path and problem.startswith(path[:path.rindex(".") + 1]) and "[" in path:
         return True
     return any(problem.startswith(f"{path[:cut]}: ") for cut in range(len(path)) if path[cut] in ".[")
 
@@ -159,7 +165,7 @@ def check(stack: str, path: tuple[Any, ...], value: str) -> str:
     pytest.param("sandbox", ("hosts", "mirror", "hostKey"),
                  RICH_SANDBOX.values["airgap-infra:hosts"]["mirror"]["hostKey"] + " ;}server{", id="host-key-comment"),
     pytest.param("sandbox", ("rpmMirror", "repos", 0, "releasever"), "12+a/b_c", id="releasever-punctuation"),
-    pytest.param("prod", ("hosts", "bastion", "address"), "10.40.0.5-jump.example", id="address-numeric-labels"),
+    pytest.param("prod", ("hosts", "chat", "address"), "10.40.1.30-chat.example", id="address-numeric-labels"),
 ])
 def test_values_that_are_accepted_keep_every_structure(stack, path, value):
     """Hostile-looking values each grammar allows: rendered, and every format keeps its structure."""
@@ -188,7 +194,7 @@ def hostile(text: str, fragment: str, at: int, how: str) -> str:
 
 # No shrinking: each example runs the whole program, and the fragments are small already.
 @settings(max_examples=LIMIT, deadline=None, suppress_health_check=[HealthCheck.too_slow], report_multiple_bugs=False,
-          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+          phases=[Phase.explicit, Phase.reuse, Phase.generate], derandomize=FIXED)
 @given(target=st.sampled_from(TARGETS),
        fragment=st.one_of(st.sampled_from(FRAGMENTS), st.sampled_from(REPLACEMENTS),
                           st.text(st.characters(codec="utf-8"), min_size=1, max_size=6)),

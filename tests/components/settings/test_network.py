@@ -75,8 +75,12 @@ CASES = [
     pytest.param(edits(LOCKED, set_path("aptMirror.repos.0.url", "http://deb.upstream.test/debian")), "network.dns",
                  "host 'mirror' reaches deb.upstream.test by name; list the DNS servers", id="name-without-dns"),
     pytest.param(edits(LOCKED, set_path("registry.fill.upstreams", {"quay.io": "127.0.0.2:5000/quay.io"})),
-                 "registry.fill.upstreams", "docker.io (image docker.io/airgaptest/app-01:1.0) would be fetched from "
-                 "the public registry, which host 'registry' may not reach", id="fill-from-internet"),
+                 "images[0]", "docker.io/airgaptest/app-01:1.0 would be fetched from the public registry docker.io, "
+                 "which host 'registry' may not reach", id="fill-from-internet"),
+    pytest.param(edits(LOCKED, set_path("network.adminAddresses", ["127.0.0.1"]),
+                       set_path("hosts.bastion.address", "jump.airgap.test")),
+                 "hosts.bastion.address", "is a name, and host 'registry' behind it takes SSH only from addresses",
+                 id="bastion-by-name"),
 ]
 
 
