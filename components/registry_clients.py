@@ -1,7 +1,8 @@
 """`RegistryClients`: container runtimes on listed nodes trust the private registry (its CA in
 `certs.d`), and containerd resolves public registry names through it (`hosts.toml`).
 
-One step per node (`<name>-<host>`); removing a node from the list removes what it wrote.
+One step per node (`<name>-<host>`), converging the node at every run (see render/registry_clients);
+removing a node from the list removes what it wrote.
 """
 
 from __future__ import annotations
@@ -36,12 +37,9 @@ class RegistryClients(pulumi.ComponentResource):
         for host, client in args.clients:
             def script(values, client=client, host=host) -> str:
                 endpoint, ca = values
-                parts = []
-                if client.docker:
-                    parts.append(render.docker_lines(endpoint, ca, insecure=client.insecure))
-                if client.containerd:
-                    parts.append(render.containerd_lines(endpoint, ca, client.upstreams, prefix_of=registry_prefix))
-                return step_script("\n".join(parts), sudo=host.sudo)
+                return step_script(render.client_lines(endpoint, ca, client.upstreams, docker=client.docker,
+                                                       containerd=client.containerd, insecure=client.insecure,
+                                                       prefix_of=registry_prefix), sudo=host.sudo)
 
             def removal(values, client=client, host=host) -> str:
                 return step_script(render.remove_lines(values[0], client.upstreams, docker=client.docker,

@@ -61,6 +61,8 @@ class RepoSyncMirror(pulumi.ComponentResource):
                 body += render.httpd_install_lines(render.httpd_site(
                     name=site.name, address=site.address, port=site.port, hostname=hostname, root=spec.public,
                     tls=tls is not None, cert_path=site.cert_path, key_path=site.key_path), site.name, tls is not None)
+                if tls is None:
+                    body += "\n" + nginx.drop_tls_lines(site)
             return step_script(body, sudo=host.sudo)
 
         cert = tls.cert_pem if tls is not None else pulumi.Output.from_input("")

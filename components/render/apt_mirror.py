@@ -15,6 +15,9 @@ step and the systemd timer run, under one lock:
   the whole update, e.g. to re-check the pool).
 - debmirror: a copy of the upstream tree (its own signatures kept) in a dated directory built
   from hard links of the previous one, switched in with an atomic symlink swap.
+
+A repository taken out of the stack stops being served: aptly unpublishes it (its snapshots stay,
+as data do, and it is published again when put back), debmirror's link to it goes.
 """
 
 from __future__ import annotations
@@ -118,13 +121,16 @@ def update_program(spec: AptMirrorSpec) -> str:
 
 
 def keyring_lines(spec: AptMirrorSpec) -> str:
-    """Each repository's upstream keys, as a binary keyring aptly and debmirror verify with."""
+    """Each repository's upstream keys, as a binary keyring aptly and debmirror verify with; the
+    keys of repositories no longer mirrored removed."""
     lines = [f"install -d -m 0755 {q(spec.root + '/keyrings')}"]
     for repo in spec.repos:
         armored = f"{CONFIG_DIR}/keys/{repo.name}.asc"
         lines.append(put_file(armored, "".join(k if k.endswith("\n") else k + "\n" for k in repo.keys),
                               tag=f"keys-{repo.name}"))
         lines.append(f"airgap_apt_mirror_keyring {q(armored)} {q(spec.keyring(repo))} {q(f'keys-{repo.name}')}")
+    lines.append(" ".join(["airgap_apt_mirror_prune_keys", q(f"{CONFIG_DIR}/keys"), q(f"{spec.root}/keyrings"),
+                           *(q(repo.name) for repo in spec.repos)]))
     return "\n".join(lines)
 
 

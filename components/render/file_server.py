@@ -5,7 +5,8 @@ Each artifact comes from a URL the host can reach or from a file copied from the
 moved into place once verified).
 An artifact already in place with the right checksum is left alone; a new one is written to a
 temporary file beside its target and renamed into place only if its sha256 matches, so a
-mismatch fails the step and the previous file stays served.
+mismatch fails the step and the previous file stays served. An artifact the stack no longer
+lists stops being served: what the previous index named and the new one does not is removed.
 """
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ def install_body(root: str, artifacts: list[Artifact]) -> str:
                                                                    artifact.url or "", staged)))
     lines += [
         "airgap_artifacts_arrived",
+        " ".join(["airgap_artifacts_prune", q(root), *(q(a.path) for a in sorted(artifacts, key=lambda a: a.path))]),
         put_file(f"{root}/SHA256SUMS", sha256sums(artifacts) or "\n", tag="index"),
-        f"(cd {q(root)} && sha256sum --quiet -c SHA256SUMS)",
     ]
+    if artifacts:  # sha256sum -c refuses an index without a line
+        lines.append(f"(cd {q(root)} && sha256sum --quiet -c SHA256SUMS)")
     return "\n".join(lines)
 
 

@@ -2,7 +2,8 @@
 
 Each site listens on its host's own address only (several services may share a machine), serves
 a directory read-only with an index, hides dot-files (temporary files, state), and speaks
-TLS 1.2+ when it has a certificate.
+TLS 1.2+ when it has a certificate. nginx serves the stack's sites and nothing else while it has
+any; once the last is removed it is put back as it was before the first.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from .formats.hosts import host_port
 from .shell import SecretFile, put_file, q, take_secrets
 
 SITES = "/etc/nginx/sites-enabled"
+BEFORE = "/var/lib/airgap/nginx-before"
+"""How nginx was before the stack's first site on the host: put back when the last one goes."""
 INSTALL = programs.load("nginx/install-site.sh")
 REMOVE = programs.load("nginx/remove-site.sh")
 
@@ -74,9 +77,10 @@ def site_config(site: Site) -> str:
 def install_lines(site: Site, cert_pem: str | None) -> str:
     """Write the site (and its certificate; the key is the next stdin secret), check the whole
     nginx configuration with `nginx -t`, and reload only when something changed
-    (programs/nginx/install-site.sh)."""
+    (programs/nginx/install-site.sh). A site without TLS takes away the certificate and key an
+    earlier one had, once nginx no longer reads them."""
     tag = f"site-{site.name}"
-    lines = [INSTALL, "airgap_nginx_prepare"]
+    lines = [INSTALL, f"airgap_nginx_prepare {q(BEFORE)}"]
     if site.tls:
         assert cert_pem is not None
         lines.append(put_file(site.cert_path, cert_pem, tag=tag))
@@ -85,13 +89,21 @@ def install_lines(site: Site, cert_pem: str | None) -> str:
         put_file(f"{SITES}/{site.name}.conf", site_config(site), tag=tag),
         f"airgap_nginx_apply {q(tag)}",
     ]
+    if not site.tls:
+        lines.append(drop_tls_lines(site))
     return "\n".join(lines)
+
+
+def drop_tls_lines(site: Site) -> str:
+    """The site's certificate and key removed (a site that no longer speaks TLS)."""
+    return f"rm -f {q(site.cert_path)} {q(site.key_path)}"
 
 
 def remove_lines(site: Site, *, keep_tls: bool = False) -> str:
     """Remove the site (and, unless `keep_tls`, its certificate and key); reload nginx only if
-    the site was there."""
-    lines = [REMOVE, f"airgap_nginx_remove {q(f'{SITES}/{site.name}.conf')}"]
+    the site was there. The last site of the stack on the host gone, nginx is as it was before
+    the first: Debian's default site back, stopped and disabled when it was."""
+    lines = [REMOVE, f"airgap_nginx_remove {q(f'{SITES}/{site.name}.conf')} {q(BEFORE)}"]
     if not keep_tls:
-        lines.append(f"rm -f {q(site.cert_path)} {q(site.key_path)}")
+        lines.append(drop_tls_lines(site))
     return "\n".join(lines)

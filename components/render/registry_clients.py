@@ -9,6 +9,10 @@ containerd) resolve public registry names through it.
   the source registry as a path prefix); its `server` is the private registry too, so a failed
   pull never falls back to the internet. `config_path` comes from a drop-in imported by
   config.toml; containerd restarts only when that changed.
+
+Every run converges the node: a runtime the stack no longer lists for it loses what was written
+for it (daemon.json keeps the keys the stack does not own; a config.toml that only held our
+import goes), and when the registry moves to another endpoint, what the old one left goes.
 """
 
 from __future__ import annotations
@@ -54,44 +58,84 @@ def containerd_dropin() -> str:
 
 DOCKER = programs.load("registry_clients/docker.sh")
 CONTAINERD = programs.load("registry_clients/containerd.sh")
+ENDPOINT = programs.load("registry_clients/endpoint.sh")
+DAEMON_JSON = "/etc/docker/daemon.json"
+ENDPOINT_RECORD = "/var/lib/airgap/registry-clients/endpoint"
+"""The endpoint a node was last pointed at: when the registry moves, what the old one left goes."""
 
 
-def docker_lines(endpoint: str, ca_pem: str, *, insecure: bool, daemon_json: str = "/etc/docker/daemon.json") -> str:
-    """Docker trusts the registry's CA; daemon.json merged (programs/registry_clients/docker.sh)."""
+def _docker_calls(endpoint: str, ca_pem: str, *, insecure: bool, daemon_json: str) -> str:
     return "\n".join([
-        DOCKER,
         put_file(f"{DOCKER_CERTS}/{endpoint}/ca.crt", ca_pem, tag="docker-ca"),
         f"airgap_docker_daemon_json {q(daemon_json)} {q(endpoint)} {'yes' if insecure else 'no'}",
     ])
 
 
-def containerd_lines(endpoint: str, ca_pem: str, upstreams: tuple[str, ...], *, prefix_of) -> str:
-    """`prefix_of(upstream)` is the path element the private registry keeps for that registry
-    (programs/registry_clients/containerd.sh)."""
+def docker_lines(endpoint: str, ca_pem: str, *, insecure: bool, daemon_json: str = DAEMON_JSON) -> str:
+    """Docker trusts the registry's CA; daemon.json merged (programs/registry_clients/docker.sh)."""
+    return DOCKER + "\n" + _docker_calls(endpoint, ca_pem, insecure=insecure, daemon_json=daemon_json)
+
+
+def _containerd_calls(endpoint: str, ca_pem: str, upstreams: tuple[str, ...], *, prefix_of) -> str:
     ca_path = f"{CONTAINERD_CERTS}/{endpoint}/ca.crt"
-    lines = [CONTAINERD, put_file(ca_path, ca_pem, tag="containerd-hosts")]
+    lines = [put_file(ca_path, ca_pem, tag="containerd-hosts")]
     for upstream in upstreams:
         lines.append(put_file(f"{CONTAINERD_CERTS}/{upstream}/hosts.toml",
                               hosts_toml(upstream, endpoint, ca_path, prefix_of(upstream)), tag="containerd-hosts"))
     lines += [
         put_file(CONTAINERD_DROPIN, containerd_dropin(), tag="containerd-config"),
         f"airgap_containerd_imports {q(CONTAINERD_CONFIG)} {q(CONTAINERD_DROPIN_DIR)} containerd-config",
-        "if airgap_changed containerd-config && systemctl is-active containerd >/dev/null 2>&1; then "
-        "systemctl restart containerd; fi",
+        RESTART_CONTAINERD,
     ]
     return "\n".join(lines)
 
 
-def remove_lines(endpoint: str, upstreams: tuple[str, ...], *, docker: bool, containerd: bool) -> str:
-    lines = []
+RESTART_CONTAINERD = ("if airgap_changed containerd-config && systemctl is-active containerd >/dev/null 2>&1; then "
+                      "systemctl restart containerd; fi")
+
+
+def containerd_lines(endpoint: str, ca_pem: str, upstreams: tuple[str, ...], *, prefix_of) -> str:
+    """`prefix_of(upstream)` is the path element the private registry keeps for that registry
+    (programs/registry_clients/containerd.sh)."""
+    return CONTAINERD + "\n" + _containerd_calls(endpoint, ca_pem, upstreams, prefix_of=prefix_of)
+
+
+def _docker_removal(endpoint: str, daemon_json: str) -> str:
+    return f"airgap_docker_forget {q(DOCKER_CERTS)} {q(endpoint)} {q(daemon_json)}"
+
+
+def _containerd_removal(endpoint: str, upstreams: tuple[str, ...]) -> str:
+    words = (CONTAINERD_CERTS, endpoint, CONTAINERD_DROPIN, CONTAINERD_CONFIG, "containerd-config", *upstreams)
+    return "airgap_containerd_forget " + " ".join(q(word) for word in words) + "\n" + RESTART_CONTAINERD
+
+
+def client_lines(endpoint: str, ca_pem: str, upstreams: tuple[str, ...], *, docker: bool, containerd: bool,
+                 insecure: bool, prefix_of, daemon_json: str = DAEMON_JSON) -> str:
+    """Everything a node holds of the registry, converged at every run: what the stack asks for is
+    written, what it no longer asks for (a runtime turned off) is taken away, and what an earlier
+    endpoint of the registry (another port or name) left goes (programs/registry_clients/)."""
+    return "\n".join([
+        DOCKER, CONTAINERD, ENDPOINT,
+        "airgap_registry_clients_moved " + " ".join(q(word) for word in (
+            ENDPOINT_RECORD, endpoint, DOCKER_CERTS, CONTAINERD_CERTS, daemon_json)),
+        _docker_calls(endpoint, ca_pem, insecure=insecure, daemon_json=daemon_json) if docker
+        else _docker_removal(endpoint, daemon_json),
+        _containerd_calls(endpoint, ca_pem, upstreams, prefix_of=prefix_of) if containerd
+        else _containerd_removal(endpoint, upstreams),
+        put_file(ENDPOINT_RECORD, endpoint, tag="endpoint"),
+    ])
+
+
+def remove_lines(endpoint: str, upstreams: tuple[str, ...], *, docker: bool, containerd: bool,
+                 daemon_json: str = DAEMON_JSON) -> str:
+    """The node leaves the stack: everything `client_lines` wrote for the runtimes it had goes."""
+    lines = [DOCKER, CONTAINERD]
     if docker:
-        lines.append(f"rm -rf {q(f'{DOCKER_CERTS}/{endpoint}')}")
+        lines.append(_docker_removal(endpoint, daemon_json))
     if containerd:
-        lines.append(f"rm -rf {q(f'{CONTAINERD_CERTS}/{endpoint}')}")
-        for upstream in upstreams:
-            lines.append(f"rm -f {q(f'{CONTAINERD_CERTS}/{upstream}/hosts.toml')}")
-        lines.append(f"rm -f {q(CONTAINERD_DROPIN)}")
-    return "\n".join(lines) or "true"
+        lines.append(_containerd_removal(endpoint, upstreams))
+    lines.append(f"rm -f {q(ENDPOINT_RECORD)}")
+    return "\n".join(lines)
 
 
 def daemon_json_example(endpoint: str, insecure: bool) -> str:

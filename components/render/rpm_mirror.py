@@ -5,7 +5,8 @@ working copy with `dnf reposync --gpgcheck --download-metadata` (packages whose 
 are removed; with `repo_gpgcheck`, unsigned or badly signed metadata is refused). The upstream's
 metadata is kept as it is, `repomd.xml.asc` included, so it stays valid: nothing regenerates it.
 When the metadata changed, a dated snapshot is made (packages hard-linked, metadata copied) and
-switched in with an atomic symlink swap; a half-finished sync is never served.
+switched in with an atomic symlink swap; a half-finished sync is never served. A repository
+taken out of the stack stops being served (its link goes; its snapshots stay, as data do).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def install_body(spec: RpmMirrorSpec) -> str:
     ]
     for repo in spec.repos:
         lines.append(put_file(spec.key_path(repo), repo.key, tag="keys"))
+    lines.append(" ".join(["airgap_rpm_mirror_prune_keys", q(CONFIG_DIR + "/keys"), *(q(r.id) for r in spec.repos)]))
     lines += [
         put_file(UPDATE_PROGRAM, update_program(spec), mode="0755", tag="program"),
         systemd.scheduled_lines(UNIT, "Update the RPM mirrors (airgap-infra)", UPDATE_PROGRAM, spec.schedule),

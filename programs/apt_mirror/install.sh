@@ -34,3 +34,18 @@ airgap_apt_mirror_signing_key() {
   install -d -m 0755 "$(dirname "$public")"
   GNUPGHOME=$home gpg --batch --armor --export "$fingerprint" | airgap_install_file "$public" 0644 root:root signing-key
 }
+
+# CONFIG_KEYS KEYRINGS NAME...: the upstream keys (armored, CONFIG_KEYS/NAME.asc) and keyrings
+# (KEYRINGS/NAME.gpg) of repositories not among NAME... removed.
+airgap_apt_mirror_prune_keys() {
+  local config_keys=$1 keyrings=$2 file name keep
+  shift 2
+  for file in "$config_keys"/*.asc "$keyrings"/*.gpg; do
+    [ -e "$file" ] || continue
+    name=$(basename "$file"); name=${name%.*}
+    for keep in "$@"; do
+      if [ "$name" = "$keep" ]; then continue 2; fi
+    done
+    rm -f "$file"
+  done
+}

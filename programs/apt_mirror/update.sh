@@ -148,7 +148,31 @@ debmirror_repo() {  # NAME URL DIST ARCHS KEYRING COMPONENT...
   write_report "$name" "{\"repo\": \"$name\", \"status\": \"copied\", \"current\": [\"$stamp\"]}"
 }
 
-finish() {  # NAME...: reclaim what dropped snapshots held, then print each repository's report
+unpublish_others() {  # NAME...: repositories not among NAME... stop being served; their snapshots stay
+  local prefix dist link keep
+  while read -r prefix dist; do
+    for keep in "$@"; do
+      if [ "$prefix" = "$keep" ]; then continue 2; fi
+    done
+    ap publish drop "$dist" "$prefix"
+    find "$ROOT/aptly/public/$prefix" -depth -type d -empty -delete 2>/dev/null || true
+    # forgotten: put back, the repository is published again at its next update
+    rm -f "$ROOT/state/$prefix.published" "$ROOT/state/$prefix.upstream"
+    echo "apt mirror: $prefix is no longer mirrored: not published any more; its snapshots stay" >&2
+  done < <(apq publish list -raw 2>/dev/null || true)
+  for link in "$ROOT"/aptly/public/*; do   # debmirror's trees are linked in
+    [ -L "$link" ] || continue
+    case "$(readlink "$link")" in "$ROOT/debmirror/"*) ;; *) continue ;; esac
+    for keep in "$@"; do
+      if [ "$(basename "$link")" = "$keep" ]; then continue 2; fi
+    done
+    rm -f "$link"
+  done
+}
+
+finish() {  # NAME...: unpublish what the stack no longer mirrors, reclaim what dropped snapshots held,
+            # then print each repository's report
+  unpublish_others "$@"
   if [ "$cleanup" = yes ]; then   # only aptly_repo sets it
     ap db cleanup
   fi

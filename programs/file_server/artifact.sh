@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # The file server's artifacts in its install step (airgap-infra), after shell/prelude.sh: one
-# airgap_artifact call per artifact, then airgap_artifacts_arrived.
+# airgap_artifact call per artifact, then airgap_artifacts_arrived, then airgap_artifacts_prune
+# before the new index is written.
 
 ARTIFACT_FAILED=no
 
@@ -35,4 +36,23 @@ airgap_artifact() {  # ROOT PATH SHA256 URL STAGED
 
 airgap_artifacts_arrived() {  # fail the step if an artifact did not arrive (each one said why)
   if [ "$ARTIFACT_FAILED" = yes ]; then exit 1; fi
+}
+
+# ROOT PATH...: what the index of the last run (ROOT/SHA256SUMS) served and PATH... no longer names is
+# removed, with the folders it leaves empty; files the index never listed are not ours and stay.
+airgap_artifacts_prune() {
+  local root=$1 listed keep dir
+  shift
+  [ -f "$root/SHA256SUMS" ] || return 0
+  while read -r _ listed; do   # `<sha256>  <path>` lines
+    if [ -z "$listed" ] || [ "${listed#/}" != "$listed" ]; then continue; fi
+    case "/$listed/" in */../*) continue ;; esac   # only paths below the root
+    for keep in "$@"; do
+      if [ "$listed" = "$keep" ]; then continue 2; fi
+    done
+    rm -f "$root/$listed"
+    dir=$(dirname "$listed")
+    while [ "$dir" != . ] && rmdir "$root/$dir" 2>/dev/null; do dir=$(dirname "$dir"); done
+    CHANGED="$CHANGED artifacts"
+  done < "$root/SHA256SUMS"
 }

@@ -19,3 +19,34 @@ airgap_containerd_imports() {
   fi
   CHANGED="$CHANGED $3"
 }
+
+# CONFIG DROPIN_DIR TAG: the import of DROPIN_DIR/*.toml taken out of CONFIG again (a CONFIG that
+# held nothing else goes); TAG is marked changed when CONFIG was.
+airgap_containerd_unimport() {
+  local config=$1 glob="$2/*.toml" pattern
+  if [ ! -f "$config" ] || ! grep -qF "$glob" "$config"; then
+    return 0
+  fi
+  if [ "$(cat "$config")" = "$(printf 'version = 2\nimports = ["%s"]' "$glob")" ]; then
+    rm -f "$config"   # written by airgap_containerd_imports, with nothing else in it
+  else
+    pattern=$(printf '"%s"' "$glob" | sed 's/[].[*^$\\#]/\\&/g')
+    sed -i -e "s#$pattern, ##" -e "\\#^imports = \\[$pattern\\]\$#d" "$config"
+  fi
+  CHANGED="$CHANGED $3"
+}
+
+# CERTS ENDPOINT DROPIN CONFIG TAG UPSTREAM...: the node no longer uses the registry through
+# containerd. When it did (DROPIN is there), the registry's entry in CERTS, each UPSTREAM's
+# hosts.toml, DROPIN and its import go; TAG is marked changed when CONFIG was.
+airgap_containerd_forget() {
+  local certs=$1 endpoint=$2 dropin=$3 config=$4 tag=$5 upstream
+  shift 5
+  [ -e "$dropin" ] || return 0
+  rm -rf "${certs:?}/$endpoint"
+  for upstream in "$@"; do
+    rm -f "$certs/$upstream/hosts.toml"
+  done
+  rm -f "$dropin"
+  airgap_containerd_unimport "$config" "$(dirname "$dropin")" "$tag"
+}

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Updates the RPM mirrors (rendered by airgap-infra; run by the timer and by `pulumi up`).
 # Set before this text: ROOT, the storage path; KEEP, how many snapshots of each repository stay.
-# After the functions: one sync_repo call per repository, then `finish ID...`.
+# After the functions: one sync_repo call per repository, then `finish ID...` (the repositories the
+# stack mirrors: any other stops being served).
 : "${ROOT:?}" "${KEEP:?}"
 set -euo pipefail
 umask 022
@@ -78,7 +79,17 @@ PY
   done
 }
 
-finish() {  # ID...: print each repository's report
-  local id
+finish() {  # ID...: repositories not among ID... stop being served (their snapshots stay); print each report
+  local link id keep
+  for link in "$ROOT"/public/*; do
+    [ -L "$link" ] || continue
+    case "$(readlink "$link")" in "$ROOT/snapshots/"*) ;; *) continue ;; esac   # ours: a snapshot
+    id=$(basename "$link")
+    for keep in "$@"; do
+      if [ "$id" = "$keep" ]; then continue 2; fi
+    done
+    rm -f "$link"
+    echo "rpm mirror: $id is no longer mirrored: not served any more; its snapshots stay in $ROOT/snapshots/$id" >&2
+  done
   for id in "$@"; do cat "$REPORTS/$id.json"; done
 }

@@ -16,6 +16,8 @@ from components.images import registry_prefix
 from components.render import ck8s, file_server, registry_clients
 from components.render.shell import step_script
 
+from . import stub_commands
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
@@ -70,6 +72,28 @@ def test_hostile_artifact_paths_are_data(tmp_path, path):
     assert not Path("/tmp/pwned").exists()
 
 
+
+def test_an_artifact_the_stack_no_longer_lists_stops_being_served(tmp_path):
+    """What the previous index served and the stack no longer lists goes, with the folders it
+    leaves empty; files the index never listed stay (they are not the stack's)."""
+    root = tmp_path / "files"
+    (root / file_server.STAGING).mkdir(parents=True)
+    contents = {"falco/rules.yaml": b"rules\n", "opensearch/plugins/s3.zip": b"zip\n", "keys/a b.asc": b"key\n"}
+    for data in contents.values():
+        (root / file_server.STAGING / sha(data)).write_bytes(data)
+    every = [file_server.Artifact(path, sha(data), staged=True) for path, data in contents.items()]
+    assert run_step(file_server.install_body(str(root), every)).returncode == 0
+    (root / "opensearch/README").write_text("put here by hand\n")
+    kept = [a for a in every if a.path == "falco/rules.yaml"]
+    result = run_step(file_server.install_body(str(root), kept))
+    assert result.returncode == 0, result.stderr
+    served = sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.name.startswith("."))
+    assert served == ["SHA256SUMS", "falco", "falco/rules.yaml", "opensearch", "opensearch/README"]
+    assert (root / "SHA256SUMS").read_text() == f"{sha(contents['falco/rules.yaml'])}  falco/rules.yaml\n"
+    assert run_step(file_server.install_body(str(root), [])).returncode == 0
+    assert not (root / "falco").exists(), "the last artifact goes too"
+
+
 # --- registry clients -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("upstream", ["docker.io", "registry.k8s.io", "quay.io"])
@@ -118,6 +142,69 @@ def test_containerd_loads_the_rendered_config(tmp_path):
                             capture_output=True, text=True, check=True).stdout
     assert re.search(r'config_path = ".*/etc/containerd/certs.d"', dumped)
     assert tomllib.loads((etc / "certs.d/docker.io/hosts.toml").read_text())["server"] == "https://reg:5443"
+
+
+
+def _node(tmp_path: Path, body: str) -> None:
+    """Run registry client lines against a scratch node: its /etc/docker, /etc/containerd and the
+    endpoint record under `tmp_path` (systemctl says no runtime is running)."""
+    for real, scratch in (("/etc/docker", "docker"), ("/etc/containerd", "containerd"),
+                          ("/var/lib/airgap/registry-clients", "state")):
+        body = body.replace(real, str(tmp_path / scratch))
+    result, _ = stub_commands.run(tmp_path, body, {"systemctl": "exit 3"})
+    assert result.returncode == 0, result.stderr
+
+
+def _files(tmp_path: Path) -> list[str]:
+    files = (str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    return sorted(path for path in files if not path.startswith("stub"))
+
+
+def test_every_apply_converges_the_registry_clients_of_a_node(tmp_path):
+    """A runtime turned off loses what was written for it, the registry moving to another port
+    takes the old port's entries away, and a node leaving the stack is as it was before (its own
+    daemon.json keys and config.toml kept, byte for byte)."""
+    own_config = 'version = 2\nroot = "/var/lib/containerd"\n'
+    (tmp_path / "containerd").mkdir()
+    (tmp_path / "containerd/config.toml").write_text(own_config)
+    upstreams = ("docker.io", "quay.io")
+
+    def apply(endpoint: str, *, docker: bool, containerd: bool) -> None:
+        _node(tmp_path, registry_clients.client_lines(endpoint, "CA\n", upstreams, docker=docker, containerd=containerd,
+                                                      insecure=False, prefix_of=registry_prefix))
+
+    apply("reg:5443", docker=True, containerd=True)
+    both = ["containerd/certs.d/docker.io/hosts.toml", "containerd/certs.d/quay.io/hosts.toml",
+            "containerd/certs.d/reg:5443/ca.crt", "containerd/conf.d/airgap-registry.toml", "containerd/config.toml",
+            "docker/certs.d/reg:5443/ca.crt", "docker/daemon.json", "state/endpoint"]
+    assert _files(tmp_path) == both
+    apply("reg:5444", docker=True, containerd=True)
+    assert _files(tmp_path) == sorted(path.replace("5443", "5444") for path in both), "the old port's entries go"
+    apply("reg:5444", docker=False, containerd=True)
+    assert not (tmp_path / "docker/certs.d/reg:5444").exists()
+    assert not (tmp_path / "docker/daemon.json").exists(), "a daemon.json holding nothing but ours goes"
+    apply("reg:5444", docker=True, containerd=False)
+    assert _files(tmp_path) == ["containerd/config.toml", "docker/certs.d/reg:5444/ca.crt", "docker/daemon.json",
+                                "state/endpoint"]
+    assert (tmp_path / "containerd/config.toml").read_text() == own_config
+    (tmp_path / "docker/daemon.json").write_text('{"log-driver": "journald"}')
+    _node(tmp_path, registry_clients.remove_lines("reg:5444", upstreams, docker=True, containerd=False))
+    assert _files(tmp_path) == ["containerd/config.toml", "docker/daemon.json"]
+    assert json.loads((tmp_path / "docker/daemon.json").read_text()) == {"log-driver": "journald"}
+
+
+def test_a_config_toml_written_for_our_import_alone_goes_with_it(tmp_path):
+    lines = registry_clients.client_lines("reg:5443", "CA\n", ("docker.io",), docker=False, containerd=True,
+                                          insecure=False, prefix_of=registry_prefix)
+    _node(tmp_path, lines)
+    assert (tmp_path / "containerd/config.toml").read_text().startswith("version = 2\nimports = [")
+    _node(tmp_path, registry_clients.remove_lines("reg:5443", ("docker.io",), docker=False, containerd=True))
+    assert _files(tmp_path) == []
+    (tmp_path / "containerd").mkdir(exist_ok=True)
+    (tmp_path / "containerd/config.toml").write_text('version = 2\nimports = ["/etc/other/*.toml"]\n')
+    _node(tmp_path, lines)
+    _node(tmp_path, registry_clients.remove_lines("reg:5443", ("docker.io",), docker=False, containerd=True))
+    assert (tmp_path / "containerd/config.toml").read_text() == 'version = 2\nimports = ["/etc/other/*.toml"]\n'
 
 
 # --- Compliant Kubernetes -----------------------------------------------------------------------

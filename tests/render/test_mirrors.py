@@ -1,7 +1,9 @@
 """Mirror renderers: tables, then the text through real tools (bash -n, nginx -t,
 systemd-analyze verify), and hostile values shown to arrive as data, never as code."""
 
+import dataclasses
 import json
+import os
 import subprocess
 
 import pytest
@@ -11,6 +13,8 @@ from components.render import apt_mirror, mirror_clients, nginx, rpm_mirror, sys
 from components.render.shell import step_script
 from components.rpm_mirror import repo_file
 from offline import tls_emulation
+
+from . import stub_commands
 
 HOSTILE_FILTER = "Name (% $(touch /tmp/pwned)*) | `id` ; rm -rf x"
 APT_REPO = apt_mirror.AptRepo(
@@ -255,3 +259,138 @@ def test_the_rpm_side_converges_too(tmp_path):
     apply(mirror_clients.yum_restore_lines(str(keys), str(tmp_path / "ca.crt")))
     assert sorted(p.name for p in repos.iterdir()) == ["rocky.repo"]
     assert sorted(p.name for p in keys.iterdir()) == ["RPM-GPG-KEY-rocky"]
+
+
+def test_a_site_that_drops_tls_takes_its_certificate_and_key_away(tmp_path):
+    """Switched to plain HTTP, a site leaves no certificate or key behind, and removes them only
+    after nginx reloaded without them."""
+    site = nginx.Site(name="airgap-files", address="10.0.0.1", port=8445, hostname="h", root="/srv/x", tls=False)
+    tls_dir, sites = tmp_path / "tls", tmp_path / "sites-enabled"
+    tls_dir.mkdir()
+    sites.mkdir()
+    for path in (site.cert_path, site.key_path):
+        (tls_dir / path.rsplit("/", 1)[1]).write_text("left by the TLS site\n")
+    lines = nginx.install_lines(site, None)
+    assert lines.index("airgap_nginx_apply") < lines.index(nginx.drop_tls_lines(site))
+    body = lines.replace("/etc/airgap/tls", str(tls_dir)).replace(nginx.SITES, str(sites))
+    result, calls = stub_commands.run(tmp_path, body, {"nginx": "exit 0", "systemctl": "exit 0"})
+    assert result.returncode == 0, result.stderr
+    assert ["systemctl", "reload", "nginx"] in calls
+    assert not list(tls_dir.iterdir()), "the certificate and key of the TLS site are gone"
+    assert (sites / "airgap-files.conf").is_file()
+    assert nginx.drop_tls_lines(site) not in nginx.install_lines(dataclasses.replace(site, tls=True), "CERT")
+
+
+def test_an_apt_repository_taken_out_of_the_stack_is_unpublished_and_forgotten(tmp_path):
+    """aptly drops the publish of what the stack no longer names (its snapshots stay) and forgets
+    its state, so that put back it is published again; a debmirror tree's link goes; the rest stays."""
+    program = apt_mirror.update_program(APT)
+    root = tmp_path / "root"
+    for name in ("debian", "gone"):
+        (root / "state").mkdir(parents=True, exist_ok=True)
+        (root / f"state/{name}.published").write_text(f"{name}-main-20260101T000000Z\n")
+        (root / f"state/{name}.upstream").write_text("seen\n")
+        (root / f"aptly/public/{name}/dists/bookworm").mkdir(parents=True)
+    (root / "debmirror/old/current").mkdir(parents=True)
+    (root / "aptly/public/old").symlink_to(root / "debmirror/old/current")
+    (root / "aptly/public/elsewhere").symlink_to(tmp_path)
+    script = (f"set -euo pipefail\nROOT={root}\n"
+              'apq() { printf "debian bookworm\\ngone bookworm\\n"; }\n'
+              'ap() { printf "%s\\n" "$*"; rm -rf "$ROOT/aptly/public/$3/dists/$2"; }\n'
+              + _function(program, "unpublish_others") + "unpublish_others debian")
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["publish drop bookworm gone"]
+    assert sorted(p.name for p in (root / "state").iterdir()) == ["debian.published", "debian.upstream"]
+    assert sorted(p.name for p in (root / "aptly/public").iterdir()) == ["debian", "elsewhere"]
+    assert "gone is no longer mirrored" in result.stderr
+
+
+def test_an_rpm_repository_taken_out_of_the_stack_stops_being_served(tmp_path):
+    program = rpm_mirror.update_program(RPM)
+    root = tmp_path / "root"
+    (root / "public/airgap-reports").mkdir(parents=True)
+    for repo_id in ("rocky9-baseos", "gone"):
+        (root / f"snapshots/{repo_id}/20260101T000000Z").mkdir(parents=True)
+        (root / f"public/{repo_id}").symlink_to(root / f"snapshots/{repo_id}/20260101T000000Z")
+        (root / f"public/airgap-reports/{repo_id}.json").write_text(f'{{"repo": "{repo_id}"}}\n')
+    (root / "public/by-hand").symlink_to(tmp_path)
+    script = (f"set -euo pipefail\nROOT={root}\nREPORTS=$ROOT/public/airgap-reports\n"
+              + _function(program, "finish") + "finish rocky9-baseos")
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == '{"repo": "rocky9-baseos"}\n'
+    assert sorted(p.name for p in (root / "public").iterdir()) == ["airgap-reports", "by-hand", "rocky9-baseos"]
+    assert (root / "snapshots/gone/20260101T000000Z").is_dir(), "its snapshots stay"
+
+
+@pytest.mark.parametrize("mirror", ["apt", "rpm"])
+def test_the_keys_of_repositories_no_longer_mirrored_go(tmp_path, mirror):
+    keys, keyrings = tmp_path / "keys", tmp_path / "keyrings"
+    keys.mkdir()
+    keyrings.mkdir()
+    for name in ("kept", "gone"):
+        (keys / f"{name}.asc").write_text("KEY\n")
+        (keyrings / f"{name}.gpg").write_text("KEYRING\n")
+    if mirror == "apt":
+        spec = apt_mirror.AptMirrorSpec(root=str(tmp_path), method="aptly", keep=1, schedule="daily",
+                                        repos=(apt_mirror.AptRepo(**{**APT_REPO.__dict__, "name": "kept"}),))
+        lines = apt_mirror.keyring_lines(spec).replace(apt_mirror.CONFIG_DIR + "/keys", str(keys))
+        body = apt_mirror.INSTALL + "\n" + "\n".join(line for line in lines.splitlines()
+                                                     if line.startswith("airgap_apt_mirror_prune_keys "))
+    else:
+        spec_rpm = rpm_mirror.RpmMirrorSpec(root=str(tmp_path), keep=1, schedule="daily",
+                                            repos=(rpm_mirror.RpmRepo(**{**RPM_REPO.__dict__, "id": "kept"}),))
+        call = next(line for line in rpm_mirror.install_body(spec_rpm).splitlines()
+                    if line.startswith("airgap_rpm_mirror_prune_keys "))
+        body = rpm_mirror.INSTALL + "\n" + call.replace(rpm_mirror.CONFIG_DIR + "/keys", str(keys))
+    subprocess.run(["bash", "-c", step_script(body)], check=True, timeout=60)
+    assert sorted(p.name for p in keys.iterdir()) == ["kept.asc"]
+    assert sorted(p.name for p in keyrings.iterdir()) == (["kept.gpg"] if mirror == "apt" else ["gone.gpg", "kept.gpg"])
+
+
+SYSTEMCTL = """state=$STUB_STATE
+case "$1" in
+  is-active) [ -f "$state/active" ] ;;
+  is-enabled) [ -f "$state/enabled" ] ;;
+  start) touch "$state/active" ;;
+  stop) rm -f "$state/active" ;;
+  enable) touch "$state/enabled" ;;
+  disable) rm -f "$state/enabled" ;;
+esac"""
+
+
+@pytest.mark.parametrize("running_before", [False, True])
+def test_the_last_site_removed_puts_nginx_back_as_it_was(tmp_path, running_before):
+    """nginx serves the stack's sites while it has any; the last one removed, Debian's default
+    site is back and nginx is stopped and disabled again, unless it ran before the first."""
+    etc, state = tmp_path / "nginx", tmp_path / "state"
+    (etc / "sites-available").mkdir(parents=True)
+    (etc / "sites-enabled").mkdir()
+    state.mkdir()
+    (etc / "sites-available/default").write_text("server { listen 80 default_server; }\n")
+    (etc / "sites-enabled/default").symlink_to(etc / "sites-available/default")
+    if running_before:
+        (state / "active").touch()
+        (state / "enabled").touch()
+    sites = [nginx.Site(name=f"airgap-{n}", address="10.0.0.1", port=p, hostname="h", root="/srv", tls=False)
+             for n, p in (("apt-mirror", 8443), ("file-server", 8445))]
+
+    def run(lines: str) -> None:
+        body = lines.replace("/etc/nginx", str(etc)).replace(nginx.BEFORE, str(tmp_path / "before"))
+        result, _ = stub_commands.run(tmp_path, body, {"nginx": "exit 0", "systemctl": SYSTEMCTL},
+                                      env={"STUB_STATE": str(state)})
+        assert result.returncode == 0, result.stderr
+
+    for site in sites:
+        run(nginx.install_lines(site, None))
+    assert sorted(p.name for p in (etc / "sites-enabled").iterdir()) == ["airgap-apt-mirror.conf",
+                                                                         "airgap-file-server.conf"]
+    assert (state / "active").exists() and (state / "enabled").exists()
+    run(nginx.remove_lines(sites[0]))
+    assert (state / "active").exists(), "another site of the stack is still served"
+    run(nginx.remove_lines(sites[1]))
+    assert sorted(p.name for p in (etc / "sites-enabled").iterdir()) == ["default"]
+    assert os.readlink(etc / "sites-enabled/default") == str(etc / "sites-available/default")
+    assert (state / "active").exists() is running_before and (state / "enabled").exists() is running_before
+    assert not (tmp_path / "before").exists()
