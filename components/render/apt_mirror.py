@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass
 
 from . import programs, systemd
+from .purge import purge_lines
 from .shell import put_file, q
 
 UPDATE_PROGRAM = "/usr/local/sbin/airgap-apt-mirror-update"
@@ -171,7 +172,7 @@ def uninstall_body(spec: AptMirrorSpec, site_name: str, *, purge: bool) -> str:
         "systemctl reload nginx >/dev/null 2>&1 || true",
     ]
     if purge:
-        lines.append(f"rm -rf --one-file-system {q(spec.root)} {q(CONFIG_DIR)}")
+        lines += [purge_lines(spec.root), f"rm -rf --one-file-system {q(CONFIG_DIR)}"]
     else:
         lines.append(f"echo {q(f'apt mirror removed; packages and snapshots kept in {spec.root}')} >&2")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from . import programs
 from .formats import checksums
+from .purge import purge_lines
 from .shell import put_file, q
 
 STAGING = ".incoming"
@@ -59,5 +60,5 @@ def install_body(root: str, artifacts: list[Artifact]) -> str:
 
 def uninstall_body(root: str, *, purge: bool) -> str:
     if purge:
-        return f"rm -rf --one-file-system {q(root)}"
+        return purge_lines(root)
     return f"echo {q(f'file server removed; files kept in {root}')} >&2"

@@ -29,6 +29,7 @@ import yaml
 
 from . import programs
 from .formats.hosts import host_port
+from .purge import purge_lines
 from .shell import SecretFile, put_file, q
 
 INSTALL_ROOT = "/opt/airgap-harbor"
@@ -258,7 +259,7 @@ def uninstall_body(spec: HarborSpec, *, purge: bool) -> str:
     lines = [f"if [ -f {q(spec.install_dir + '/docker-compose.yml')} ]; then "
              f"(cd {q(spec.install_dir)} && docker compose down || docker-compose down) >&2 || true; fi"]
     if purge:
-        lines.append(f"rm -rf --one-file-system {q(spec.data_volume)} {q(INSTALL_ROOT)} {q(CONFIG_DIR)}")
+        lines += [purge_lines(spec.data_volume), f"rm -rf --one-file-system {q(INSTALL_ROOT)} {q(CONFIG_DIR)}"]
     else:
         lines.append(f"echo {q(f'harbor stopped; data kept in {spec.data_volume}')} >&2")
     return "\n".join(lines)

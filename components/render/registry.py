@@ -14,6 +14,7 @@ import yaml
 from . import programs
 from .formats import systemd as unit_file
 from .formats.hosts import host_port, url_host
+from .purge import purge_lines
 from .shell import SecretFile, put_file, q, take_secrets
 
 CONFIG_DIR = "/etc/airgap/registry"
@@ -211,7 +212,7 @@ def uninstall(runtime: str, storage_path: str, *, purge: bool) -> str:
         lines.append(f"docker rm -f {q(CONTAINER_NAME)} >/dev/null 2>&1 || true")
     lines.append(f"rm -rf {q(CONFIG_DIR)}")
     if purge:
-        lines.append(f"rm -rf --one-file-system {q(storage_path)}")
+        lines.append(purge_lines(storage_path))
     else:
         lines.append(f"echo {q(f'registry removed; images kept in {storage_path}')} >&2")
     return "\n".join(lines)

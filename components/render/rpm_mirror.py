@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from . import programs, systemd
 from .formats import httpd
 from .formats.hosts import host_port
+from .purge import purge_lines
 from .shell import heredoc_delimiter, put_file, q
 
 UPDATE_PROGRAM = "/usr/local/sbin/airgap-rpm-mirror-update"
@@ -135,7 +136,7 @@ def uninstall_body(spec: RpmMirrorSpec, *, purge: bool) -> str:
         f"rm -f {q(UPDATE_PROGRAM)}",
     ]
     if purge:
-        lines.append(f"rm -rf --one-file-system {q(spec.root)} {q(CONFIG_DIR)}")
+        lines += [purge_lines(spec.root), f"rm -rf --one-file-system {q(CONFIG_DIR)}"]
     else:
         lines.append(f"echo {q(f'rpm mirror removed; packages and snapshots kept in {spec.root}')} >&2")
     return "\n".join(lines)

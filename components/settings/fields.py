@@ -22,6 +22,7 @@ from pydantic_core import CoreSchema, core_schema
 from ..images import parse_image_ref
 from ..render.formats.hosts import DNS_NAME, LABEL, dns_name
 from ..render.formats.urls import check_url
+from ..render.purge import DATA_ROOTS
 from .addresses import endpoint, host_address, ip_address, relay
 from .admin_files import PROJECT_DIR, admin_root, confined, project_file, project_output, resolved
 from .key_material import ca_file, certificate_file, pgp_public_key_file
@@ -31,10 +32,6 @@ PROJECT = "airgap-infra"
 # Every settings model: unknown keys are errors, keys are camelCase in the stack file.
 MODEL_CONFIG = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
-# Where persistent data may live on a host: below a folder the administrator keeps for site data
-# (/srv, /data, /mnt), or below an `airgap` folder of the system's own trees, never beside what
-# packages keep there (/var/lib/dpkg, /opt/containerd): `purge: true` deletes it.
-DATA_ROOTS = ("/srv", "/data", "/mnt", "/var/lib/airgap", "/var/opt/airgap", "/opt/airgap")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -166,7 +166,7 @@ def test_hostile_values_are_quoted_or_refused(tmp_path):
 @pytest.mark.parametrize("purge", [False, True])
 def test_uninstall_keeps_data_unless_purged(purge):
     body = render.uninstall("package", "/var/lib/airgap/registry", purge=purge)
-    assert ("rm -rf --one-file-system /var/lib/airgap/registry" in body) is purge
+    assert ("airgap_purge " in body and body.endswith(" /var/lib/airgap/registry")) is purge  # test_purge.py
     assert "systemctl disable --now airgap-registry.service" in body
     subprocess.run(["bash", "-n", "-c", step_script(body)], check=True)
 
