@@ -175,7 +175,7 @@ class MattermostAirgapConfig(pulumi.ComponentResource):
                                       indent=2, sort_keys=True))
         volumes = []
         if args.settings.file_storage == "local":
-            volumes.append(docker.ContainerVolumeArgs(host_path="/srv/mattermost/data",
+            volumes.append(docker.ContainerVolumeArgs(host_path=args.settings.docker_data_path,
                                                       container_path=args.settings.local_path))
         docker.Container(
             f"{name}-container",

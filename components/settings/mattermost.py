@@ -14,6 +14,7 @@ from ..render.mattermost import AIRGAP_KEYS, link_stays_inside
 from .fields import (
     MODEL_CONFIG,
     AbsolutePath,
+    DataPath,
     Endpoint,
     Flag,
     HostName,
@@ -137,6 +138,9 @@ class MattermostSettings:
     """PostgreSQL connection string (postgres://user:pass@host:5432/db?sslmode=…), a secret."""
     file_storage: Literal["s3", "local"] = "s3"
     local_path: AbsolutePath = "/mattermost/data"
+    """`fileStorage: local`: the data folder as Mattermost sees it (in its container or pod)."""
+    docker_data_path: DataPath = "/srv/mattermost/data"
+    """`docker` target with `fileStorage: local`: the Docker host's folder mounted at `localPath`."""
     s3: MattermostS3Settings | None = None
     kubernetes: MattermostKubernetesSettings = MattermostKubernetesSettings()
     docker_host: HostName | None = None

@@ -28,11 +28,21 @@ STORAGE: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("rpm_mirror", "storage_path", {}),
     ("file_server", "storage_path", {}),
     ("harbor", "data_volume", {TRANSFER_DIR: "receives the installer", INSTALL_ROOT: "holds the installer"}),
+    ("mattermost", "docker_data_path", {}),
 )
 
 
 def _nested(inner: str, outer: str) -> bool:
     return PurePosixPath(inner).is_relative_to(PurePosixPath(outer))
+
+
+def _keeps_data(section: str, service: Any) -> str | None:
+    """The host on which `service` keeps data in its STORAGE directory, if it does."""
+    if section != "mattermost":
+        return str(service.host)
+    if service.target == "docker" and service.file_storage == "local" and service.docker_host:
+        return str(service.docker_host)
+    return None  # in its pods' volumes, or in S3
 
 
 class DistinctStorage:
@@ -43,10 +53,11 @@ class DistinctStorage:
         seen: list[tuple[tuple[str, ...], str, str, str]] = []  # machine, directory, key path, host name
         for section, field, reserved in STORAGE:
             service = getattr(model, section, None)
-            if service is None:
+            host = _keeps_data(section, service) if service is not None else None
+            if host is None:
                 continue
             where, directory = key_path(path, f"{section}.{field}"), getattr(service, field)
-            place = machine(root, service.host)
+            place = machine(root, host)
             for used, what in reserved.items():
                 if _nested(directory, used) or _nested(used, directory):
                     yield f"{where}: {directory} overlaps {used}, which {what}; give it a directory of its own"
@@ -57,10 +68,10 @@ class DistinctStorage:
                             "is inside" if _nested(directory, other) else
                             "holds" if _nested(other, directory) else None)
                 if relation:
-                    same = "" if other_host == service.host else f" (host {other_host!r} is the same machine)"
-                    yield (f"{where}: {directory} {relation} {other_where} ({other}) on host {service.host!r}{same}; "
+                    same = "" if other_host == host else f" (host {other_host!r} is the same machine)"
+                    yield (f"{where}: {directory} {relation} {other_where} ({other}) on host {host!r}{same}; "
                            "give each service a directory of its own")
-            seen.append((place, directory, where, service.host))
+            seen.append((place, directory, where, host))
 
 
 class OneNetwork:

@@ -321,3 +321,19 @@ def test_an_override_of_an_air_gap_setting_must_be_explicit():
     config.values["airgap-infra:mattermost"]["overrides"] = {"ServiceSettings.SiteURL": "x"}
     refused = run_program(config)
     assert "mattermost.overrides" in str(refused.error)
+
+
+def test_the_docker_hosts_data_folder_is_the_one_the_stack_names():
+    config = copy.deepcopy(load_stack("prod"))
+    mattermost = config.values["airgap-infra:mattermost"]
+    # With S3, nothing is kept on the Docker host: the folder is neither mounted nor checked
+    # against the other services' storage (here it is inside the registry's).
+    mattermost["dockerDataPath"] = "/var/lib/airgap/registry/mattermost"
+    run = run_program(config).raise_error()
+    container = next(r for r in run.records if r.type == "docker:index/container:Container")
+    assert not reveal(container.inputs).get("volumes")
+    mattermost.update(fileStorage="local", dockerDataPath="/srv/chat/files")
+    del mattermost["s3"]
+    run = run_program(config).raise_error()
+    container = next(r for r in run.records if r.type == "docker:index/container:Container")
+    assert reveal(container.inputs)["volumes"] == [{"hostPath": "/srv/chat/files", "containerPath": "/mattermost/data"}]

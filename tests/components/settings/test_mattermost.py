@@ -75,6 +75,14 @@ CASES = [
     pytest.param(set_path("mattermost.kubernetes.kubernetesVersion", "1.٣0.0"),
                  "mattermost.kubernetes.kubernetesVersion", "not a Kubernetes version",
                  id="kubernetes-version-arabic-digit"),
+    pytest.param(set_path("mattermost.dockerDataPath", "/home/mattermost"), "mattermost.dockerDataPath",
+                 "outside the data roots", id="docker-data-path"),
+    # storage: the Docker host's data folder inside the registry's (the default /var/lib/airgap/registry)
+    pytest.param(edits(set_path("mattermost.target", "docker"), set_path("mattermost.dockerHost", "airgap"),
+                       set_path("mattermost.fileStorage", "local"), set_path("mattermost.s3", DELETE),
+                       set_path("mattermost.dockerDataPath", "/var/lib/airgap/registry/mattermost")),
+                 "mattermost.dockerDataPath", "is inside registry.storagePath (/var/lib/airgap/registry) on host "
+                 "'airgap'", id="docker-data-path-in-registry-storage"),
     # listeners: the published port on the Docker host's SSH port
     pytest.param(edits(set_path("mattermost.target", "docker"), set_path("mattermost.dockerHost", "airgap"),
                        set_path("mattermost.port", 22)),
