@@ -12,6 +12,7 @@ from ..render.harbor import SUPPORTED_LINES
 from .fields import MODEL_CONFIG, DataPath, DnsName, Flag, HostName, Pattern, Port, SecretName, Sha256, project_file
 from .registry import FillSettings, RegistryUserName
 from .rules import Root, Rules, digest_matches, host_exists, needs, refers_to, secret_exists
+from .s3_driver import s3_parameters
 from .tls import TlsSettings
 
 # The name is checked first: the Harbor component reads the version it installs from it. Only
@@ -57,7 +58,7 @@ class HarborSettings:
     robot_name: RegistryUserName = "airgap-pull"
     robot_secret: SecretName = "harborRobotSecret"
     """The robot account's secret: clients pull with it (it becomes the pull secret)."""
-    s3: Mapping[str, str | int | bool] = Field(default_factory=dict)
+    s3: Annotated[Mapping[str, str | int | bool], AfterValidator(s3_parameters)] = Field(default_factory=dict)
     """External storage: distribution s3 driver parameters (bucket, region, regionendpoint, …)."""
     s3_secret_key_secret: SecretName | None = None
     fill: FillSettings | None = FillSettings()

@@ -6,12 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from components.settings import s3_driver
 from offline.program import run_program
 from offline.stackfile import StackConfig
 
 from .stack_edits import DELETE, assert_refused, edits, set_path, with_changes
 
+DATA = Path(__file__).parents[2] / "data"
 INSTALLER = "harbor-offline-installer-v2.12.4.tgz"
+S3 = {"bucket": "harbor", "region": "eu-north-1", "regionendpoint": "https://minio.internal:9000",
+      "forcepathstyle": True, "chunksize": 10485760}
 
 
 def harbor_stack(directory: Path) -> StackConfig:
@@ -83,6 +87,26 @@ CASES = [
     pytest.param(set_path("harbor.port", 22), "harbor.port", "22 is also hosts.registry.port (SSH)", id="port-on-ssh"),
     pytest.param(set_path("harbor.dataVolume", "/var/lib/airgap/registry"), "harbor.dataVolume",
                  "is the same directory as registry.storagePath", id="data-volume-shared"),
+    # the s3 driver's parameters: its own names and types, no credential in plain text
+    pytest.param(set_path("harbor.s3", {**S3, "secretkey": "wJalrXUtnFEMI/K7MDENG"}), "harbor.s3",
+                 "'secretkey' is a credential and would be written in plain text; harbor.s3SecretKeySecret",
+                 id="s3-secret-key-in-plain-text"),
+    pytest.param(set_path("harbor.s3", {**S3, "secret_key": "x"}), "harbor.s3",
+                 "'secret_key' is not a parameter of the registry's s3 driver; use one of accelerate", id="s3-unknown"),
+    pytest.param(set_path("harbor.s3", {**S3, "secure": "no"}), "harbor.s3", "secure: 'no' is not true or false",
+                 id="s3-flag"),
+    pytest.param(set_path("harbor.s3", {**S3, "chunksize": True}), "harbor.s3", "chunksize: True is not a whole number",
+                 id="s3-number"),
+    pytest.param(set_path("harbor.s3", {**S3, "rootdirectory": "/harbor\nstorage:\n  delete: {enabled: true}"}),
+                 "harbor.s3", "rootdirectory: ", id="s3-text-newline"),
+    pytest.param(set_path("harbor.s3", {**S3, "regionendpoint": "https://key:secret@minio.internal:9000"}),
+                 "harbor.s3", "regionendpoint: 'https://key:secret@minio.internal:9000' holds credentials",
+                 id="s3-endpoint-credentials"),
+    pytest.param(set_path("harbor.s3", {**S3, "bucket": "Harbor_Images"}), "harbor.s3", "not an S3 bucket name",
+                 id="s3-bucket"),
+    pytest.param(set_path("harbor.s3", {"region": "eu-north-1"}), "harbor.s3", "has no 'bucket'", id="s3-no-bucket"),
+    pytest.param(set_path("harbor.s3", {"bucket": "harbor"}), "harbor.s3", "neither 'region' nor 'regionendpoint'",
+                 id="s3-no-region"),
 ]
 
 
@@ -100,3 +124,16 @@ def test_harbor_without_its_scanner_needs_no_databases(stack):
 @pytest.mark.parametrize("edit,path,message", CASES)
 def test_bad_harbor_settings_are_refused(stack, edit, path, message):
     assert_refused(with_changes(edit, stack), path, message)
+
+
+def test_an_s3_store_with_its_secret_key_as_a_secret_is_accepted(stack):
+    run = run_program(with_changes(edits(set_path("harbor.s3", S3), set_path("harbor.s3SecretKeySecret", "harborS3"),
+                                         set_path("secrets.harborS3", "wJalrXUtnFEMI/K7MDENG")), stack))
+    assert run.error is None, run.error
+
+
+def test_the_s3_parameters_are_the_driver_s():
+    listed = {line.split("#")[0].strip().removeprefix("storage_service.s3.")
+              for line in (DATA / "harbor_yml_keys.txt").read_text().splitlines()
+              if line.startswith("storage_service.s3.")}
+    assert s3_driver.PARAMETERS == listed
