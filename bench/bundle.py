@@ -23,8 +23,8 @@ a multi-arch index) and the upstream package trees, revisions 0 and 1. Measured:
           registry's authenticated API, after the start), as separate rows; the project's fill
           from the same layout through the API is shown for scale.
 - floor:  what any import that proves every digest must at least spend, against the same `cp -a`:
-          SHA-256 of every blob once (hashlib, OpenSSL's code, on every core) and an interpreter
-          start (`python3 -I -S -c pass`); then with the registry started once until it answers
+          SHA-256 of every blob once (as `bundle verify` hashes: OpenSSL's code, on threads) and
+          an interpreter start (`python3 -I -S -c pass`); then with the registry started once until it answers
           (the start command and first answer of the `--link` rows), the least a proof that the
           registry serves the storage costs.
 
@@ -51,13 +51,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bundle.manifest import Manifest  # noqa: E402
+from bundle.manifest import Manifest, parallel_map, sha256_file  # noqa: E402
 from components.images import parse_image_ref  # noqa: E402
 from components.registry import fill_image  # noqa: E402
 from components.render import registry as render_registry, registry_fill  # noqa: E402
@@ -111,18 +110,12 @@ def catalog_blobs(catalog) -> dict[str, int]:
 
 
 def hash_blobs(blobs: Path) -> float:
-    """Seconds to SHA-256 every file below `blobs` once, on every core (hashlib releases the GIL)."""
+    """Seconds to SHA-256 every file below `blobs` once, as `bundle verify` hashes (threads)."""
     files = sorted(p for p in blobs.rglob("*") if p.is_file())
-
-    def digest(path: Path) -> str:
-        with path.open("rb") as stream:
-            return hashlib.file_digest(stream, "sha256").hexdigest()
-
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        found = list(pool.map(digest, files))
+    found = parallel_map(sha256_file, files)
     seconds = time.monotonic() - started
-    assert all(f == p.name for f, p in zip(found, files, strict=True)), "a blob file is not named by its digest"
+    assert all(f == p.name for (_, f), p in zip(found, files, strict=True)), "a blob file is not named by its digest"
     return seconds
 
 
