@@ -44,15 +44,14 @@ class Pattern:
     regex: str
     message: str
 
+    def check(self, value: str) -> str:
+        """`value` when it matches; ValueError `'<value>' <message>` otherwise."""
+        if not re.fullmatch(self.regex, value, re.ASCII):
+            raise ValueError(f"{value!r} {self.message}")
+        return value
+
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        compiled = re.compile(self.regex, re.ASCII)
-
-        def check(value: str) -> str:
-            if not compiled.fullmatch(value):
-                raise ValueError(f"{value!r} {self.message}")
-            return value
-
-        return core_schema.no_info_after_validator_function(check, handler(source))
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
 
 
 def one_of(values: Iterable[str], what: str) -> Pattern:

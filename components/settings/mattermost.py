@@ -27,12 +27,12 @@ from .fields import (
     one_of,
 )
 from .rules import Rules, host_exists, image_listed, needs, required_if, secret_exists
+from .s3_driver import S3_BUCKET
 
 K8sName = Annotated[str, Pattern(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?",
                                  "is not a Kubernetes name; use lowercase letters, digits and '-'")]
 K8sVersion = Annotated[str, Pattern(r"1\.[0-9]{2}\.[0-9]+", "is not a Kubernetes version; write it like 1.30.0")]
-S3Bucket = Annotated[str, Pattern(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
-                                  "is not an S3 bucket name; use lowercase letters, digits, '.' and '-' (3-63)")]
+S3Bucket = Annotated[str, S3_BUCKET]
 S3Region = Annotated[str, Pattern(r"(?:[a-z]{2}(?:-[a-z0-9]+)+)?", "is not an S3 region (e.g. us-east-1), or empty")]
 AirgapKey = Annotated[str, one_of(AIRGAP_KEYS, "an air-gap setting")]
 

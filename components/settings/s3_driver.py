@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 
 from ..render.formats.urls import check_url
+from .fields import Pattern
 
 FLAGS = frozenset({"encrypt", "secure", "skipverify", "v4auth", "forcepathstyle", "usedualstack", "accelerate"})
 NUMBERS = frozenset({"chunksize", "multipartcopychunksize", "multipartcopymaxconcurrency",
@@ -21,7 +22,8 @@ PARAMETERS = FLAGS | NUMBERS | TEXTS | CREDENTIALS.keys()
 # Values are written into harbor.yml and from there into the registry's configuration: plain
 # words only (an S3 key id, a region, a bucket, a KMS key ARN, a path).
 _TEXT = re.compile(r"[A-Za-z0-9._/:+-]{1,1024}", re.ASCII)
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
+S3_BUCKET = Pattern(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+                    "is not an S3 bucket name; use lowercase letters, digits, '.' and '-' (3-63)")
 
 
 def s3_parameters(value: Mapping[str, object]) -> Mapping[str, object]:
@@ -45,9 +47,11 @@ def s3_parameters(value: Mapping[str, object]) -> Mapping[str, object]:
         if name in TEXTS:
             if not isinstance(item, str) or not _TEXT.fullmatch(item):
                 raise ValueError(f"{name}: {item!r} may hold only letters, digits and . _ / : + -")
-            if name == "bucket" and not _BUCKET.fullmatch(item):
-                raise ValueError(f"bucket: {item!r} is not an S3 bucket name "
-                                 "(3-63 lowercase letters, digits, '.', '-')")
+            if name == "bucket":
+                try:
+                    S3_BUCKET.check(item)
+                except ValueError as error:
+                    raise ValueError(f"bucket: {error}") from None
     if value and "bucket" not in value:
         raise ValueError("has no 'bucket'; the driver needs the bucket the registry keeps its data in")
     if value and "region" not in value and "regionendpoint" not in value:
