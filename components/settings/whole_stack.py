@@ -10,7 +10,7 @@ address (behind the same bastion, or none) are one machine.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -21,28 +21,33 @@ from .addresses import is_loopback
 from .collector import item_path, key_path
 from .rules import machine
 
-# (section, field of the data directory, directories the program itself uses on that machine)
-STORAGE: tuple[tuple[str, str, dict[str, str]], ...] = (
-    ("registry", "storage_path", {TRANSFER_DIR: "receives OCI layouts", IMAGES_DIR: "holds image archives"}),
-    ("apt_mirror", "storage_path", {}),
-    ("rpm_mirror", "storage_path", {}),
-    ("file_server", "storage_path", {}),
-    ("harbor", "data_volume", {TRANSFER_DIR: "receives the installer", INSTALL_ROOT: "holds the installer"}),
-    ("mattermost", "docker_data_path", {}),
+
+def _host(service: Any) -> str:
+    return str(service.host)
+
+
+def _mattermost_docker_host(service: Any) -> str | None:
+    """Mattermost keeps files on a host only on the docker target with local storage (else in its
+    pods' volumes, or in S3)."""
+    if service.target == "docker" and service.file_storage == "local" and service.docker_host:
+        return str(service.docker_host)
+    return None
+
+
+# (section, field of the data directory, directories the program itself uses on that machine,
+#  the host the data is kept on, or None when the service keeps none there)
+STORAGE: tuple[tuple[str, str, dict[str, str], Callable[[Any], str | None]], ...] = (
+    ("registry", "storage_path", {TRANSFER_DIR: "receives OCI layouts", IMAGES_DIR: "holds image archives"}, _host),
+    ("apt_mirror", "storage_path", {}, _host),
+    ("rpm_mirror", "storage_path", {}, _host),
+    ("file_server", "storage_path", {}, _host),
+    ("harbor", "data_volume", {TRANSFER_DIR: "receives the installer", INSTALL_ROOT: "holds the installer"}, _host),
+    ("mattermost", "docker_data_path", {}, _mattermost_docker_host),
 )
 
 
 def _nested(inner: str, outer: str) -> bool:
     return PurePosixPath(inner).is_relative_to(PurePosixPath(outer))
-
-
-def _keeps_data(section: str, service: Any) -> str | None:
-    """The host on which `service` keeps data in its STORAGE directory, if it does."""
-    if section != "mattermost":
-        return str(service.host)
-    if service.target == "docker" and service.file_storage == "local" and service.docker_host:
-        return str(service.docker_host)
-    return None  # in its pods' volumes, or in S3
 
 
 class DistinctStorage:
@@ -51,9 +56,9 @@ class DistinctStorage:
 
     def check(self, model: Any, path: str, root: Any) -> Iterator[str]:
         seen: list[tuple[tuple[str, ...], str, str, str]] = []  # machine, directory, key path, host name
-        for section, field, reserved in STORAGE:
+        for section, field, reserved, host_of in STORAGE:
             service = getattr(model, section, None)
-            host = _keeps_data(section, service) if service is not None else None
+            host = host_of(service) if service is not None else None
             if host is None:
                 continue
             where, directory = key_path(path, f"{section}.{field}"), getattr(service, field)
