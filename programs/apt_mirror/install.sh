@@ -38,14 +38,12 @@ airgap_apt_mirror_signing_key() {
 # CONFIG_KEYS KEYRINGS NAME...: the upstream keys (armored, CONFIG_KEYS/NAME.asc) and keyrings
 # (KEYRINGS/NAME.gpg) of repositories not among NAME... removed.
 airgap_apt_mirror_prune_keys() {
-  local config_keys=$1 keyrings=$2 file name keep
+  local config_keys=$1 keyrings=$2 file name
   shift 2
   for file in "$config_keys"/*.asc "$keyrings"/*.gpg; do
     [ -e "$file" ] || continue
     name=$(basename "$file"); name=${name%.*}
-    for keep in "$@"; do
-      if [ "$name" = "$keep" ]; then continue 2; fi
-    done
+    if airgap_among "$name" "$@"; then continue; fi
     rm -f "$file"
   done
 }

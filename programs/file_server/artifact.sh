@@ -41,15 +41,13 @@ airgap_artifacts_arrived() {  # fail the step if an artifact did not arrive (eac
 # ROOT PATH...: what the index of the last run (ROOT/SHA256SUMS) served and PATH... no longer names is
 # removed, with the folders it leaves empty; files the index never listed are not ours and stay.
 airgap_artifacts_prune() {
-  local root=$1 listed keep dir
+  local root=$1 listed dir
   shift
   [ -f "$root/SHA256SUMS" ] || return 0
   while read -r _ listed; do   # `<sha256>  <path>` lines
     if [ -z "$listed" ] || [ "${listed#/}" != "$listed" ]; then continue; fi
     case "/$listed/" in */../*) continue ;; esac   # only paths below the root
-    for keep in "$@"; do
-      if [ "$listed" = "$keep" ]; then continue 2; fi
-    done
+    if airgap_among "$listed" "$@"; then continue; fi
     rm -f "$root/$listed"
     dir=$(dirname "$listed")
     while [ "$dir" != . ] && rmdir "$root/$dir" 2>/dev/null; do dir=$(dirname "$dir"); done

@@ -23,13 +23,11 @@ airgap_apt_sources_back() {  # MOVED: what airgap_apt_sources_aside moved, back 
 }
 
 airgap_apt_prune() {  # NAME...: our sources and keys removed, but those of the repositories NAME
-  local file name keep
+  local file name
   for file in /etc/apt/sources.list.d/airgap-*.sources /etc/apt/keyrings/airgap-*.asc; do
     [ -e "$file" ] || continue
     name=$(basename "$file"); name=${name#airgap-}; name=${name%.*}
-    for keep in "$@"; do
-      if [ "$name" = "$keep" ]; then continue 2; fi
-    done
+    if airgap_among "$name" "$@"; then continue; fi
     rm -f "$file"
     CHANGED="$CHANGED apt"
   done

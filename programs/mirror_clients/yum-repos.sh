@@ -21,14 +21,12 @@ airgap_yum_repos_back() {  # MOVED: what airgap_yum_repos_aside moved, back in p
 }
 
 airgap_yum_prune() {  # KEY_DIR ID...: our .repo files and keys removed, but those of the repositories ID
-  local file id keep key_dir=$1
+  local file id key_dir=$1
   shift
   for file in /etc/yum.repos.d/airgap-*.repo "$key_dir"/RPM-GPG-KEY-airgap-*; do
     [ -e "$file" ] || continue
     id=$(basename "$file"); id=${id#RPM-GPG-KEY-}; id=${id#airgap-}; id=${id%.repo}
-    for keep in "$@"; do
-      if [ "$id" = "$keep" ]; then continue 2; fi
-    done
+    if airgap_among "$id" "$@"; then continue; fi
     rm -f "$file"
   done
 }

@@ -17,14 +17,12 @@ airgap_rpm_mirror_tools() {  # install dnf with reposync, createrepo_c, rpm, gpg
 }
 
 airgap_rpm_mirror_prune_keys() {  # KEY_DIR ID...: the keys of repositories not among ID... removed
-  local key_dir=$1 key id keep
+  local key_dir=$1 key id
   shift
   for key in "$key_dir"/*.asc; do
     [ -e "$key" ] || continue
     id=$(basename "$key" .asc)
-    for keep in "$@"; do
-      if [ "$id" = "$keep" ]; then continue 2; fi
-    done
+    if airgap_among "$id" "$@"; then continue; fi
     rm -f "$key"
   done
 }

@@ -53,6 +53,14 @@ airgap_secret_tmp() {  # VAR: next stdin secret into a private temp file (remove
   fi
   printf -v "$1" '%s' "$tmp"
 }
+airgap_among() {  # WORD NAME...: true when WORD is one of NAME... (what the stack still lists)
+  local word=$1 name
+  shift
+  for name in "$@"; do
+    if [ "$name" = "$word" ]; then return 0; fi
+  done
+  return 1
+}
 airgap_changed() {  # TAG...: true when any of these tags changed on this run
   local tag
   for tag in "$@"; do
