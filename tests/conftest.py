@@ -17,6 +17,7 @@ import pytest
 # end-to-end fixtures check that nothing under that cache outlives them: two sessions at once
 # would take each other's addresses and see each other's hosts. One session runs at a time.
 SESSION_LOCK = Path(tempfile.gettempdir()) / "airgap-infra-test-session.lock"
+_LOCK_KEY = pytest.StashKey[int]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,5 +33,3 @@ def pytest_configure(config: pytest.Config) -> None:
     # Held, through this descriptor, until the session's process exits.
     config.stash[_LOCK_KEY] = descriptor
 
-
-_LOCK_KEY = pytest.StashKey[int]()
